@@ -1,0 +1,131 @@
+"""The read API under /v1, behind bearer tokens (spec §7)."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import asdict
+from typing import Any
+
+import psycopg
+from flask import Blueprint, Response, abort, current_app, jsonify, make_response, request
+from psycopg_pool import PoolTimeout
+
+from app import consent
+from app.config import Settings
+from app.db import get_pool
+from app.phones import InvalidPhoneNumber, to_e164
+
+bp = Blueprint("api", __name__, url_prefix="/v1")
+MAX_BATCH = 50_000
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _error(status: int, message: str) -> Response:
+    response = make_response(jsonify(error=message), status)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="optout-sync"'
+    return response
+
+
+@bp.before_request
+def require_bearer_token() -> Response | None:
+    settings: Settings = current_app.config["SETTINGS"]
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _error(401, "missing bearer token: send Authorization: Bearer <token>")
+    presented = token.strip().encode()
+    # Compare against every token, always, in constant time.
+    matches = [hmac.compare_digest(presented, known.encode()) for known in settings.api_tokens]
+    if not any(matches):
+        return _error(401, "invalid bearer token")
+    return None
+
+
+@bp.errorhandler(BadRequest)
+def bad_request(exc: BadRequest) -> Response:
+    return _error(400, str(exc))
+
+
+@bp.errorhandler(psycopg.OperationalError)
+@bp.errorhandler(PoolTimeout)
+def database_unavailable(exc: Exception) -> Response:
+    return _error(503, "database unavailable; retry later")
+
+
+def _number(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"{name} is required")
+    try:
+        return to_e164(value)
+    except InvalidPhoneNumber as exc:
+        raise BadRequest(f"{name}: {exc}") from None
+
+
+def _profile(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest("messaging_profile_id is required")
+    return value.strip()
+
+
+def _connection() -> Any:
+    settings: Settings = current_app.config["SETTINGS"]
+    assert settings.database_url is not None
+    return get_pool(settings.database_url).connection(timeout=2.0)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+@bp.get("/subscribers/<path:number>")
+def get_subscriber(number: str) -> Response:
+    phone = _number(number, "phone number")
+    profile = _profile(request.args.get("messaging_profile_id"))
+    with _connection() as conn:
+        subscriber = consent.get_subscriber(conn, profile, phone)
+    if subscriber is None:
+        abort(_error(404, f"{phone} has never been seen on messaging profile {profile}"))
+    subscriber["updated_at"] = _iso(subscriber["updated_at"])
+    for block in subscriber["carrier_blocks"]:
+        block["since"] = _iso(block["since"])
+    return jsonify(subscriber)
+
+
+@bp.get("/subscribers/<path:number>/history")
+def get_history(number: str) -> Response:
+    phone = _number(number, "phone number")
+    profile = _profile(request.args.get("messaging_profile_id"))
+    with _connection() as conn:
+        rows = consent.history(conn, profile, phone)
+    return jsonify(events=[{k: _iso(v) for k, v in row.items()} for row in rows])
+
+
+@bp.get("/can-send")
+def can_send_one() -> Response:
+    profile = _profile(request.args.get("messaging_profile_id"))
+    sender = _number(request.args.get("from"), "from")
+    recipient = _number(request.args.get("to"), "to")
+    with _connection() as conn:
+        (answer,) = consent.can_send(conn, profile, sender, [recipient])
+    return jsonify(asdict(answer))
+
+
+@bp.post("/can-send")
+def can_send_many() -> Response:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object with messaging_profile_id, from and to")
+    profile = _profile(body.get("messaging_profile_id"))
+    sender = _number(body.get("from"), "from")
+    recipients = body.get("to")
+    if not isinstance(recipients, list) or not recipients:
+        raise BadRequest("to must be a non-empty list of E.164 numbers")
+    if len(recipients) > MAX_BATCH:
+        raise BadRequest(f"to holds {len(recipients)} numbers; at most {MAX_BATCH} per call")
+    numbers = [_number(value, f"to[{index}]") for index, value in enumerate(recipients)]
+    with _connection() as conn:
+        answers = consent.can_send(conn, profile, sender, numbers)
+    return jsonify(results=[asdict(answer) for answer in answers])

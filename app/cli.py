@@ -1,0 +1,291 @@
+"""The `optout-sync` command line (spec §7)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from app import inbox, migrations
+from app.config import ConfigError, Settings
+from app.db import connect
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _database_url(settings: Settings) -> str:
+    """DATABASE_URL, or the embedded dev database in DATA_DIR (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    from app.devstack import EmbeddedPostgres, ServiceError
+
+    try:
+        return EmbeddedPostgres(settings.data_dir).start()
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(help="optout-sync: Telnyx opt-out/opt-in sync with a tamper-evident audit trail.")
+def main() -> None:
+    pass
+
+
+# --- db ----------------------------------------------------------------------------------------
+
+
+@main.group(help="Database schema.")
+def db() -> None:
+    pass
+
+
+@db.command(
+    "upgrade", help="Apply pending sql/ migrations (idempotent; safe to run twice at once)."
+)
+def db_upgrade() -> None:
+    url = _database_url(_settings())
+    with connect(url, autocommit=True) as conn:
+        applied = migrations.upgrade(conn)
+    click.echo(f"applied {', '.join(applied)}" if applied else "schema is up to date")
+
+
+# --- dev ---------------------------------------------------------------------------------------
+
+
+def _dev_secret(path: Path, make: Any) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = str(make())
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+@main.command(help="Run everything locally: embedded PostgreSQL and Redis, web, worker, beat.")
+@click.option("--port", type=int, default=None, help="Web port (default PORT or 8000).")
+def dev(port: int | None) -> None:
+    from app.devstack import EmbeddedPostgres, EmbeddedRedis, ServiceError
+    from app.simulate import DEV_PROFILE_ID, dev_signing_key, public_key_b64
+    from app.supervisor import Supervisor, read_procfile
+
+    settings = _settings()
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["OPTOUT_SYNC_DEV"] = "1"
+    env["DATA_DIR"] = str(data_dir)
+    env["PORT"] = str(port or settings.port)
+    env.setdefault("WEB_CONCURRENCY", "2")
+    # The venv's gunicorn and celery first on PATH, whatever shell started us.
+    env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
+    started: list[Any] = []
+    try:
+        if not settings.database_url:
+            postgres = EmbeddedPostgres(data_dir)
+            env["DATABASE_URL"] = postgres.start()
+            started.append(postgres)
+        if not settings.broker_url:
+            redis = EmbeddedRedis(data_dir)
+            env["REDIS_URL"] = redis.start()
+            started.append(redis)
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    key_path = data_dir / "dev-signing-key"
+    if not settings.public_keys:
+        env["TELNYX_PUBLIC_KEY"] = public_key_b64(dev_signing_key(data_dir))
+    token = (
+        settings.api_tokens[0]
+        if settings.api_tokens
+        else _dev_secret(data_dir / "dev-api-token", lambda: secrets.token_urlsafe(24))
+    )
+    env.setdefault("API_TOKENS", token)
+
+    with connect(env["DATABASE_URL"], autocommit=True) as conn:
+        migrations.upgrade(conn)
+
+    procfile = read_procfile(Path(migrations.sql_dir()).parent / "Procfile")
+    commands = {name: procfile[name] for name in ("web", "worker", "beat")}
+    base = f"http://127.0.0.1:{env['PORT']}"
+    click.echo(
+        f"""
+optout-sync (dev) — web, worker and beat from the Procfile; Ctrl-C stops everything.
+
+  Webhook URL   {base}/webhooks/messaging
+                (set it on your Telnyx messaging profile through a public tunnel)
+  API token     {token}
+  Signing key   {key_path if not settings.public_keys else "TELNYX_SIGNING_KEY (your own key)"}
+  Database      {env["DATABASE_URL"]}
+  Broker        {env["REDIS_URL"] if "REDIS_URL" in env else env.get("CELERY_BROKER_URL")}
+
+Try it:
+  optout-sync simulate --text STOP --from +13125550147 --to +17735550188 \\
+      --url {base}/webhooks/messaging
+  curl -H 'Authorization: Bearer {token}' \\
+      '{base}/v1/subscribers/%2B13125550147?messaging_profile_id={DEV_PROFILE_ID}'
+""",
+        err=False,
+    )
+    try:
+        Supervisor(commands, env).run()
+    finally:
+        for service in reversed(started):
+            service.stop()
+        click.echo("optout-sync dev stopped")
+
+
+# --- simulate / classify -----------------------------------------------------------------------
+
+
+@main.command(help="Send a realistic, signed message.received webhook, as Telnyx would.")
+@click.option("--text", required=True, help="The text the subscriber sends.")
+@click.option("--from", "from_number", required=True, help="Subscriber's number (E.164).")
+@click.option("--to", "to_number", required=True, help="Your Telnyx number (E.164).")
+@click.option("--profile", default=None, help="Messaging profile id (default: the dev profile).")
+@click.option(
+    "--autoresponse-type",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "none", "STOP", "START", "HELP"], case_sensitive=False),
+    help="auto: set it as Telnyx would (only for Telnyx's own keywords).",
+)
+@click.option("--url", default=None, help="Webhook URL (default: http://127.0.0.1:PORT/…).")
+def simulate(
+    text: str,
+    from_number: str,
+    to_number: str,
+    profile: str | None,
+    autoresponse_type: str,
+    url: str | None,
+) -> None:
+    from app import simulate as sim
+
+    settings = _settings()
+    signing = os.environ.get("TELNYX_SIGNING_KEY", "").strip()
+    try:
+        key = sim.load_signing_key(signing) if signing else sim.dev_signing_key(settings.data_dir)
+    except ValueError as exc:
+        raise click.ClickException(f"TELNYX_SIGNING_KEY: {exc}") from None
+    chosen = autoresponse_type.upper()
+    autoresponse = (
+        sim.telnyx_autoresponse_type(text)
+        if chosen == "AUTO"
+        else None
+        if chosen == "NONE"
+        else chosen
+    )
+    payload = sim.message_received(
+        text=text,
+        from_number=from_number,
+        to_number=to_number,
+        profile_id=profile or sim.DEV_PROFILE_ID,
+        autoresponse_type=autoresponse,
+    )
+    body = sim.encode(payload)
+    target = url or f"http://127.0.0.1:{settings.port}/webhooks/messaging"
+    try:
+        status, answer = sim.post(target, body, sim.sign(body, key))
+    except OSError as exc:
+        raise click.ClickException(f"could not reach {target}: {exc}") from None
+    click.echo(f"event {payload['data']['id']} autoresponse_type={autoresponse}")
+    click.echo(f"{status} {answer.strip()}")
+    if status >= 300:
+        sys.exit(1)
+
+
+@main.command(help="Print the keyword engine's verdict on TEXT as JSON.")
+@click.argument("text")
+@click.option("--autoresponse-type", default=None, help="As Telnyx would set it.")
+def classify(text: str, autoresponse_type: str | None) -> None:
+    from workers.keywords import classify as classify_text
+
+    click.echo(json.dumps(asdict(classify_text(text, autoresponse_type)), ensure_ascii=False))
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+@main.group(help="The webhook inbox: list and replay events.")
+def events() -> None:
+    pass
+
+
+@events.command("list", help="Most recent events first.")
+@click.option("--status", type=click.Choice(inbox.STATUSES), default=None)
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def events_list(status: str | None, limit: int, as_json: bool) -> None:
+    with connect(_database_url(_settings())) as conn:
+        rows = inbox.list_events(conn, status, limit)
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row, default=str))
+        else:
+            problem = row["last_error"] or row["outcome"] or ""
+            click.echo(
+                f"{row['event_id'] or '(no id, pk ' + str(row['pk']) + ')'}  {row['status']:<9}"
+                f"  {row['event_type'] or '-'}  attempts={row['attempts']}"
+                f"  received={row['received_at']:%Y-%m-%dT%H:%M:%S%z}  {problem}"
+            )
+    if not rows:
+        click.echo("no events" + (f" with status {status}" if status else ""), err=True)
+
+
+@events.command("replay", help="Queue a failed or invalid event again (or all failed ones).")
+@click.argument("event_id", required=False)
+@click.option("--failed", "all_failed", is_flag=True, help="Replay every failed event.")
+def events_replay(event_id: str | None, all_failed: bool) -> None:
+    if bool(event_id) == all_failed:
+        raise click.UsageError("give an EVENT_ID or --failed")
+    settings = _settings()
+    with connect(_database_url(settings)) as conn:
+        if all_failed:
+            count = inbox.replay_failed(conn)
+        else:
+            try:
+                inbox.replay_event(conn, event_id or "")
+            except inbox.ReplayRefused as exc:
+                raise click.ClickException(str(exc)) from None
+            count = 1
+        conn.commit()
+    _nudge_worker(settings)
+    click.echo(f"queued {count} event(s) again")
+
+
+def _nudge_worker(settings: Settings) -> None:
+    """Ask a worker to look now; if the broker is down, beat's sweeper will."""
+    if settings.broker_url:
+        from app.enqueue import Enqueuer
+
+        Enqueuer(settings).apply_pending()
+
+
+# --- audit -------------------------------------------------------------------------------------
+
+
+@main.group(help="The audit log.")
+def audit() -> None:
+    pass
+
+
+@audit.command("verify", help="Check the hash chain; non-zero exit and the first broken row.")
+def audit_verify() -> None:
+    from workers import audit as audit_log
+
+    with connect(_database_url(_settings())) as conn:
+        count, broken = audit_log.verify(conn)
+    if broken:
+        click.echo(f"audit chain BROKEN at seq {broken.seq}: {broken.reason}", err=True)
+        sys.exit(1)
+    click.echo(f"audit chain intact: {count} rows")

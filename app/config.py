@@ -1,0 +1,125 @@
+"""Settings read once from the environment (12-factor); one place names every variable."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nacl.signing import VerifyKey
+
+POSSIBLE_OPT_OUT_POLICIES = ("review", "opt_out", "ignore")
+
+
+class ConfigError(Exception):
+    """A setting is missing or unusable; the message is one line a operator can act on."""
+
+
+def parse_public_keys(value: str) -> list[VerifyKey]:
+    """Decode TELNYX_PUBLIC_KEY: one or several comma-separated base64 Ed25519 keys."""
+    keys: list[VerifyKey] = []
+    for position, text in enumerate((part.strip() for part in value.split(",")), start=1):
+        if not text:
+            continue
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"TELNYX_PUBLIC_KEY: key {position} is not valid base64") from None
+        if len(raw) != 32:
+            raise ConfigError(
+                f"TELNYX_PUBLIC_KEY: key {position} decodes to {len(raw)} bytes; "
+                "an Ed25519 public key is 32"
+            )
+        keys.append(VerifyKey(raw))
+    return keys
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {text!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    broker_url: str | None
+    public_keys: list[VerifyKey] = field(repr=False)
+    api_tokens: list[str] = field(repr=False)
+    webhook_tolerance_seconds: int = 300
+    port: int = 8000
+    data_dir: Path = Path(".data")
+    possible_opt_out_policy: str = "review"
+    keywords_file: Path | None = None
+    telnyx_api_key: str | None = field(default=None, repr=False)
+    telnyx_api_base_url: str = "https://api.telnyx.com/v2"
+    max_attempts: int = 5
+    worker_batch_size: int = 500
+    sweep_interval_seconds: int = 30
+    celery_queue: str = "optout-sync"
+    dev_mode: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        policy = env.get("POSSIBLE_OPT_OUT_POLICY", "review").strip() or "review"
+        if policy not in POSSIBLE_OPT_OUT_POLICIES:
+            raise ConfigError(
+                f"POSSIBLE_OPT_OUT_POLICY must be one of {', '.join(POSSIBLE_OPT_OUT_POLICIES)}; "
+                f"got {policy!r}"
+            )
+        keywords_file = env.get("KEYWORDS_FILE", "").strip()
+        return cls(
+            database_url=env.get("DATABASE_URL", "").strip() or None,
+            broker_url=(
+                env.get("CELERY_BROKER_URL", "").strip() or env.get("REDIS_URL", "").strip()
+            )
+            or None,
+            public_keys=parse_public_keys(env.get("TELNYX_PUBLIC_KEY", "")),
+            api_tokens=[t.strip() for t in env.get("API_TOKENS", "").split(",") if t.strip()],
+            webhook_tolerance_seconds=_int(env, "WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1),
+            port=_int(env, "PORT", 8000, minimum=1),
+            data_dir=Path(env.get("DATA_DIR", "").strip() or ".data"),
+            possible_opt_out_policy=policy,
+            keywords_file=Path(keywords_file) if keywords_file else None,
+            telnyx_api_key=env.get("TELNYX_API_KEY", "").strip() or None,
+            telnyx_api_base_url=(
+                env.get("TELNYX_API_BASE_URL", "").strip() or "https://api.telnyx.com/v2"
+            ).rstrip("/"),
+            max_attempts=_int(env, "MAX_ATTEMPTS", 5, minimum=1),
+            worker_batch_size=_int(env, "WORKER_BATCH_SIZE", 500, minimum=1),
+            sweep_interval_seconds=_int(env, "SWEEP_INTERVAL_SECONDS", 30, minimum=1),
+            celery_queue=env.get("CELERY_QUEUE", "").strip() or "optout-sync",
+            dev_mode=env.get("OPTOUT_SYNC_DEV", "").strip() in ("1", "true", "yes"),
+        )
+
+    def require_web(self) -> None:
+        """What the web process cannot run without, checked before it serves anything."""
+        missing = [
+            name
+            for name, present in (
+                ("DATABASE_URL", self.database_url),
+                ("TELNYX_PUBLIC_KEY", self.public_keys),
+                ("API_TOKENS", self.api_tokens),
+            )
+            if not present
+        ]
+        if missing:
+            raise ConfigError(
+                f"refusing to start: {' and '.join(missing)} not set "
+                "(run `optout-sync dev` for a local setup that makes its own)"
+            )
+
+    def require_worker(self) -> None:
+        if not self.database_url:
+            raise ConfigError("refusing to start: DATABASE_URL not set")

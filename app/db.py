@@ -1,0 +1,50 @@
+"""Database access: one connection pool per process, created after fork."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+_lock = threading.Lock()
+_pools: dict[tuple[int, str], ConnectionPool] = {}
+
+
+def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
+    """A single connection, for the CLI and migrations."""
+    return psycopg.connect(url, autocommit=autocommit, connect_timeout=5)
+
+
+def get_pool(url: str, max_size: int = 4) -> ConnectionPool:
+    """The pool for ``url`` in this process (gunicorn and Celery fork, so key by pid)."""
+    key = (os.getpid(), url)
+    pool = _pools.get(key)
+    if pool is None:
+        with _lock:
+            pool = _pools.get(key)
+            if pool is None:
+                pool = ConnectionPool(
+                    url,
+                    min_size=1,
+                    max_size=max_size,
+                    kwargs={"connect_timeout": 5},
+                    # A dead connection (database restarted) is replaced, not handed out.
+                    check=ConnectionPool.check_connection,
+                    open=False,
+                    name=f"optout-sync-{os.getpid()}",
+                )
+                # Open without waiting: the web process must start (and answer 503) while
+                # the database is still down.
+                pool.open(wait=False)
+                _pools[key] = pool
+    return pool
+
+
+def close_pools() -> None:
+    with _lock:
+        for key, pool in list(_pools.items()):
+            if key[0] == os.getpid():
+                pool.close()
+            del _pools[key]

@@ -1,0 +1,40 @@
+"""gunicorn settings for the Procfile's `web` process (`--config python:app.gunicorn_config`)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+from typing import Any
+
+from app.config import ConfigError, Settings
+
+try:
+    Settings.from_env().require_web()
+except ConfigError as exc:
+    sys.exit(f"optout-sync: {exc}")
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+timeout = 30
+keepalive = 5
+accesslog = os.environ.get("ACCESS_LOG") or None
+
+# Counters must add up across workers: prometheus_client's multiprocess mode, one directory
+# per server, emptied at start, set before any worker imports prometheus_client.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="optout-sync-metrics-")
+_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def on_starting(server: Any) -> None:
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

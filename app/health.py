@@ -1,0 +1,43 @@
+"""Liveness, readiness and metrics endpoints for operators."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from app import metrics
+from app.config import Settings
+from app.db import get_pool
+from app.enqueue import Enqueuer
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    settings: Settings = current_app.config["SETTINGS"]
+    checks: dict[str, str] = {}
+    try:
+        assert settings.database_url is not None
+        with get_pool(settings.database_url).connection(timeout=2.0) as conn:
+            conn.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    enqueuer: Enqueuer = current_app.extensions["optout_sync.enqueuer"]
+    broker_problem = enqueuer.broker_reachable()
+    checks["broker"] = "ok" if broker_problem is None else f"unavailable: {broker_problem}"
+    ready = all(value == "ok" for value in checks.values())
+    return jsonify(status="ready" if ready else "unavailable", checks=checks), (
+        200 if ready else 503
+    )
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)

@@ -1,0 +1,132 @@
+"""The webhook inbox table: every verified delivery, kept raw, with its processing state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg.rows import dict_row
+
+STATUSES = ("pending", "processed", "failed", "invalid", "ignored")
+REPLAYABLE = ("failed", "invalid")
+# Backoff between attempts of an event whose processing raised: 2, 4, 8… seconds, at most 5 min.
+MAX_BACKOFF_SECONDS = 300
+
+
+def record_event(
+    conn: psycopg.Connection,
+    *,
+    event_id: str | None,
+    event_type: str | None,
+    status: str,
+    raw_body: bytes,
+    signed_at: int | None,
+    error: str | None = None,
+) -> bool:
+    """Insert a delivery unless its event id is already kept; True when it was new."""
+    row = conn.execute(
+        "INSERT INTO webhook_events (event_id, event_type, status, raw_body, signed_at, last_error)"
+        " VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (event_id) DO NOTHING RETURNING pk",
+        (event_id, event_type, status, raw_body, signed_at, error),
+    ).fetchone()
+    return row is not None
+
+
+@dataclass(frozen=True)
+class ClaimedEvent:
+    pk: int
+    event_id: str | None
+    raw_body: bytes
+    received_at: datetime
+    attempts: int
+
+
+def claim_pending(conn: psycopg.Connection, limit: int) -> list[ClaimedEvent]:
+    """Lock up to ``limit`` due pending events for this transaction; others skip them."""
+    rows = conn.execute(
+        "SELECT pk, event_id, raw_body, received_at, attempts FROM webhook_events"
+        " WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()"
+        " ORDER BY next_attempt_at, pk LIMIT %s FOR UPDATE SKIP LOCKED",
+        (limit,),
+    ).fetchall()
+    return [
+        ClaimedEvent(pk, eid, bytes(body), received, att) for pk, eid, body, received, att in rows
+    ]
+
+
+def mark_done(conn: psycopg.Connection, outcomes: Sequence[tuple[int, str, str]]) -> None:
+    """Set each (pk, status, outcome-or-error) in one statement."""
+    if not outcomes:
+        return
+    pks, statuses, notes = zip(*outcomes, strict=True)
+    conn.execute(
+        "UPDATE webhook_events AS e SET status = u.status, processed_at = clock_timestamp(),"
+        "  outcome = CASE WHEN u.status = 'processed' THEN u.note ELSE e.outcome END,"
+        "  last_error = CASE WHEN u.status = 'invalid' THEN u.note ELSE e.last_error END"
+        " FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS u(pk, status, note)"
+        " WHERE e.pk = u.pk",
+        (list(pks), list(statuses), list(notes)),
+    )
+
+
+def record_failure(conn: psycopg.Connection, pk: int, error: str, max_attempts: int) -> str:
+    """Count a failed attempt; after ``max_attempts`` the event is ``failed``. Returns status."""
+    row = conn.execute(
+        "UPDATE webhook_events SET attempts = attempts + 1, last_error = %s,"
+        "  status = CASE WHEN attempts + 1 >= %s THEN 'failed' ELSE status END,"
+        "  next_attempt_at = clock_timestamp()"
+        "    + make_interval(secs => least(power(2, attempts + 1), %s))"
+        " WHERE pk = %s AND status = 'pending' RETURNING status",
+        (error[:4000], max_attempts, MAX_BACKOFF_SECONDS, pk),
+    ).fetchone()
+    return row[0] if row else "gone"
+
+
+def list_events(
+    conn: psycopg.Connection, status: str | None = None, limit: int = 100
+) -> list[dict[str, object]]:
+    with conn.cursor(row_factory=dict_row) as cursor:
+        cursor.execute(
+            "SELECT pk, event_id, event_type, status, received_at, processed_at, attempts,"
+            "  outcome, last_error FROM webhook_events"
+            " WHERE %(status)s::text IS NULL OR status = %(status)s"
+            " ORDER BY pk DESC LIMIT %(limit)s",
+            {"status": status, "limit": limit},
+        )
+        return cursor.fetchall()
+
+
+def count_by_status(conn: psycopg.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT status, count(*) FROM webhook_events GROUP BY status").fetchall()
+    return {status: count for status, count in rows}
+
+
+class ReplayRefused(Exception):
+    pass
+
+
+def replay_event(conn: psycopg.Connection, event_id: str) -> None:
+    """Put one failed or invalid event back in the queue with a fresh attempt count."""
+    row = conn.execute(
+        "SELECT status FROM webhook_events WHERE event_id = %s", (event_id,)
+    ).fetchone()
+    if row is None:
+        raise ReplayRefused(f"no event with id {event_id}")
+    if row[0] not in REPLAYABLE:
+        raise ReplayRefused(f"event {event_id} is {row[0]}; only failed or invalid events replay")
+    conn.execute(
+        "UPDATE webhook_events SET status = 'pending', attempts = 0,"
+        " next_attempt_at = clock_timestamp() WHERE event_id = %s",
+        (event_id,),
+    )
+
+
+def replay_failed(conn: psycopg.Connection) -> int:
+    cursor = conn.execute(
+        "UPDATE webhook_events SET status = 'pending', attempts = 0,"
+        " next_attempt_at = clock_timestamp() WHERE status = 'failed'"
+    )
+    return cursor.rowcount

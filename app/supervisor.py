@@ -1,0 +1,106 @@
+"""Run the Procfile's processes side by side for `optout-sync dev`, restarting any that dies."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+RESTART_DELAY_SECONDS = 2.0
+
+
+def read_procfile(path: Path) -> dict[str, str]:
+    processes = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and ":" in line:
+            name, command = line.split(":", 1)
+            processes[name.strip()] = command.strip()
+    return processes
+
+
+@dataclass
+class Child:
+    name: str
+    command: str
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = field(default=0.0)
+
+
+def _pump(name: str, stream: IO[bytes], out: IO[str]) -> None:
+    for raw in iter(stream.readline, b""):
+        out.write(f"{name:>6} | {raw.decode(errors='replace')}")
+        out.flush()
+
+
+class Supervisor:
+    def __init__(self, commands: dict[str, str], env: dict[str, str]) -> None:
+        self.children = [Child(name, command) for name, command in commands.items()]
+        self.env = env
+        self.stopping = threading.Event()
+
+    def _start(self, child: Child) -> None:
+        # Each child leads its own process group so Ctrl-C reaches gunicorn's and Celery's
+        # workers too, and only through us.
+        child.process = subprocess.Popen(
+            ["/bin/sh", "-c", f"exec {child.command}"],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        child.started_at = time.monotonic()
+        assert child.process.stdout is not None
+        threading.Thread(
+            target=_pump, args=(child.name, child.process.stdout, sys.stdout), daemon=True
+        ).start()
+
+    def run(self) -> int:
+        previous = {
+            sig: signal.signal(sig, lambda *_: self.stopping.set())
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            for child in self.children:
+                self._start(child)
+            while not self.stopping.wait(0.5):
+                for child in self.children:
+                    assert child.process is not None
+                    code = child.process.poll()
+                    if code is not None and not self.stopping.is_set():
+                        print(f"{child.name:>6} | exited with {code}; restarting", flush=True)
+                        time.sleep(RESTART_DELAY_SECONDS)
+                        child.restarts += 1
+                        self._start(child)
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0
+
+    def stop(self, grace_seconds: float = 15.0) -> None:
+        self.stopping.set()
+        for child in self.children:
+            if child.process and child.process.poll() is None:
+                os.killpg(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        for child in self.children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.process.pid, signal.SIGKILL)
+                child.process.wait()
+
+
+def describe(commands: dict[str, str]) -> str:
+    return "\n".join(f"  {name}: {shlex.split(cmd)[0]} …" for name, cmd in commands.items())

@@ -1,0 +1,39 @@
+"""The Flask application factory (Procfile `web` runs it under gunicorn)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from app import api, health, receiver
+from app.config import Settings
+from app.enqueue import Enqueuer
+
+
+def create_app(
+    settings: Settings | None = None, test_config: dict[str, Any] | None = None
+) -> Flask:
+    settings = settings or Settings.from_env()
+    settings.require_web()
+    app = Flask(__name__)
+    app.config["SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = receiver.MAX_BODY_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if test_config:
+        app.config.update(test_config)
+    app.extensions["optout_sync.enqueuer"] = Enqueuer(settings)
+    app.register_blueprint(receiver.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+
+    @app.errorhandler(HTTPException)
+    def http_error_as_json(exc: HTTPException) -> Any:
+        # Every error answer is JSON naming the problem, including Flask's own 404/405/413.
+        response = exc.get_response()
+        response.data = jsonify(error=exc.description or exc.name).get_data()
+        response.content_type = "application/json"
+        return response
+
+    return app

@@ -1,0 +1,1 @@
+"""Celery app, tasks, and the pure domain logic they wrap (keywords, sync, audit)."""

@@ -1,0 +1,415 @@
+"""Bring subscribers, carrier blocks and the audit log into step with inbox events.
+
+Pure of Flask and Celery: everything here takes a psycopg connection (or pool). The rules
+(spec §5): consent is per (messaging profile, number); a STOP/START to a toll-free number
+also sets/lifts a carrier block per (toll-free number, subscriber); per key, the last event
+by (occurred_at, event id) wins and a late older event is audited as superseded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from app import inbox
+from app.inbox import ClaimedEvent
+from app.phones import country_of, is_toll_free
+from app.telnyx_events import (
+    MESSAGE_RECEIVED,
+    InboundMessage,
+    InvalidPayload,
+    parse_envelope,
+    parse_inbound_message,
+)
+from workers import audit
+from workers.audit import AuditEntry
+from workers.keywords import DEFAULT_TABLE, HELP, START, STOP, KeywordTable, Verdict, classify
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBER_STATUS_FOR_OP = {STOP: "opted_out", START: "opted_in"}
+ACTION_FOR_OP = {STOP: "opt_out", START: "opt_in", HELP: "help"}
+CARRIER_ACTION = {True: "carrier_block", False: "carrier_unblock"}
+
+# Events sort by (occurred_at, event id); a key never touched sorts below every event.
+OrderKey = tuple[datetime, str]
+
+
+def _is_newer(candidate: OrderKey, current: OrderKey | None) -> bool:
+    return current is None or candidate > current
+
+
+@dataclass
+class SubscriberState:
+    status: str
+    last: OrderKey | None
+    changed: bool = False
+
+
+@dataclass
+class CarrierBlockState:
+    blocked: bool
+    since: datetime | None
+    last: OrderKey | None
+    profile: str | None
+    changed: bool = False
+
+
+@dataclass(frozen=True)
+class Classified:
+    event: ClaimedEvent
+    message: InboundMessage
+    verdict: Verdict
+
+    @property
+    def order(self) -> OrderKey:
+        return (self.message.occurred_at, self.message.event_id)
+
+
+@dataclass
+class BatchResult:
+    claimed: int = 0
+    processed: int = 0
+    invalid: int = 0
+    ignored: int = 0
+    failed: int = 0
+    audited: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: BatchResult) -> None:
+        for name in ("claimed", "processed", "invalid", "ignored", "failed", "audited"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for outcome, count in other.outcomes.items():
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + count
+
+
+# --- state rows, locked in key order so concurrent batches never deadlock -------------------
+
+
+def lock_subscribers(
+    conn: psycopg.Connection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], SubscriberState]:
+    ordered = sorted(set(keys))
+    if not ordered:
+        return {}
+    profiles, numbers = [k[0] for k in ordered], [k[1] for k in ordered]
+    # A number that texts a keyword has been seen: it gets a row, 'unknown' until a STOP/START.
+    conn.execute(
+        "INSERT INTO subscribers (messaging_profile_id, phone_number, status)"
+        " SELECT p, n, 'unknown' FROM unnest(%s::text[], %s::text[]) AS k(p, n) ORDER BY p, n"
+        " ON CONFLICT DO NOTHING",
+        (profiles, numbers),
+    )
+    rows = conn.execute(
+        "SELECT s.messaging_profile_id, s.phone_number, s.status, s.last_occurred_at,"
+        "  s.last_event_id FROM subscribers s"
+        " JOIN unnest(%s::text[], %s::text[]) AS k(p, n)"
+        "   ON s.messaging_profile_id = k.p AND s.phone_number = k.n"
+        " ORDER BY s.messaging_profile_id, s.phone_number FOR UPDATE OF s",
+        (profiles, numbers),
+    ).fetchall()
+    return {
+        (p, n): SubscriberState(status, (occ, eid) if occ is not None else None)
+        for p, n, status, occ, eid in rows
+    }
+
+
+def lock_carrier_blocks(
+    conn: psycopg.Connection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], CarrierBlockState]:
+    ordered = sorted(set(keys))
+    if not ordered:
+        return {}
+    toll_free, numbers = [k[0] for k in ordered], [k[1] for k in ordered]
+    # Placeholder rows take the row locks; the same transaction always fills them in.
+    conn.execute(
+        "INSERT INTO carrier_blocks (toll_free_number, phone_number, blocked, since,"
+        "  last_occurred_at, last_event_id)"
+        " SELECT t, n, false, '-infinity', '-infinity', ''"
+        " FROM unnest(%s::text[], %s::text[]) AS k(t, n) ORDER BY t, n ON CONFLICT DO NOTHING",
+        (toll_free, numbers),
+    )
+    rows = conn.execute(
+        "SELECT c.toll_free_number, c.phone_number, c.blocked, c.since, c.last_occurred_at,"
+        "  c.last_event_id, c.messaging_profile_id FROM carrier_blocks c"
+        " JOIN unnest(%s::text[], %s::text[]) AS k(t, n)"
+        "   ON c.toll_free_number = k.t AND c.phone_number = k.n"
+        " ORDER BY c.toll_free_number, c.phone_number FOR UPDATE OF c",
+        (toll_free, numbers),
+    ).fetchall()
+    states = {}
+    for t, n, blocked, since, occ, eid, profile in rows:
+        placeholder = eid == ""
+        states[(t, n)] = CarrierBlockState(
+            blocked=blocked,
+            since=None if placeholder else since,
+            last=None if placeholder else (occ, eid),
+            profile=profile,
+        )
+    return states
+
+
+def _save_subscribers(
+    conn: psycopg.Connection, states: dict[tuple[str, str], SubscriberState]
+) -> None:
+    changed = [(k, s) for k, s in states.items() if s.changed and s.last is not None]
+    if not changed:
+        return
+    conn.execute(
+        "UPDATE subscribers AS s SET status = u.status, last_occurred_at = u.occ,"
+        "  last_event_id = u.eid, updated_at = clock_timestamp()"
+        " FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[])"
+        "   AS u(p, n, status, occ, eid)"
+        " WHERE s.messaging_profile_id = u.p AND s.phone_number = u.n",
+        (
+            [k[0] for k, _ in changed],
+            [k[1] for k, _ in changed],
+            [s.status for _, s in changed],
+            [s.last[0] for _, s in changed if s.last],
+            [s.last[1] for _, s in changed if s.last],
+        ),
+    )
+
+
+def _save_carrier_blocks(
+    conn: psycopg.Connection, states: dict[tuple[str, str], CarrierBlockState]
+) -> None:
+    changed = [(k, s) for k, s in states.items() if s.changed and s.last and s.since]
+    if not changed:
+        return
+    conn.execute(
+        "UPDATE carrier_blocks AS c SET blocked = u.blocked, since = u.since,"
+        "  last_occurred_at = u.occ, last_event_id = u.eid, messaging_profile_id = u.profile,"
+        "  updated_at = clock_timestamp()"
+        " FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::timestamptz[],"
+        "   %s::timestamptz[], %s::text[], %s::text[])"
+        "   AS u(t, n, blocked, since, occ, eid, profile)"
+        " WHERE c.toll_free_number = u.t AND c.phone_number = u.n",
+        (
+            [k[0] for k, _ in changed],
+            [k[1] for k, _ in changed],
+            [s.blocked for _, s in changed],
+            [s.since for _, s in changed],
+            [s.last[0] for _, s in changed if s.last],
+            [s.last[1] for _, s in changed if s.last],
+            [s.profile for _, s in changed],
+        ),
+    )
+
+
+# --- the rules ---------------------------------------------------------------------------------
+
+
+def _entry(item: Classified, **fields: object) -> AuditEntry:
+    message = item.message
+    return AuditEntry(
+        event_id=message.event_id,
+        message_id=message.message_id,
+        occurred_at=message.occurred_at,
+        received_at=item.event.received_at,
+        messaging_profile_id=message.messaging_profile_id,
+        phone_number=message.subscriber_number,
+        our_number=message.our_number,
+        country=country_of(message.subscriber_number),
+        text=message.text,
+        autoresponse_type=message.autoresponse_type,
+        telnyx_block=item.verdict.source == "telnyx" and item.verdict.op == STOP,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def apply_to_subscriber(item: Classified, state: SubscriberState) -> AuditEntry:
+    """Apply one consent event to its subscriber state (in place) and describe it."""
+    op = item.verdict.op
+    assert op is not None and item.verdict.source is not None
+    previous = state.status
+    new_status = SUBSCRIBER_STATUS_FOR_OP.get(op)
+    superseded = False
+    if new_status is not None:
+        if _is_newer(item.order, state.last):
+            state.status, state.last, state.changed = new_status, item.order, True
+        else:
+            superseded = True
+    return _entry(
+        item,
+        action=ACTION_FOR_OP.get(op, "custom"),
+        source=item.verdict.source,
+        previous_status=previous,
+        new_status=state.status,
+        superseded=superseded,
+    )
+
+
+def apply_to_carrier_block(item: Classified, state: CarrierBlockState) -> AuditEntry:
+    blocked = item.verdict.op == STOP
+    previous = state.blocked
+    superseded = not _is_newer(item.order, state.last)
+    if not superseded:
+        if blocked != state.blocked or state.since is None:
+            state.since = item.message.occurred_at
+        state.blocked, state.last = blocked, item.order
+        state.profile, state.changed = item.message.messaging_profile_id, True
+    return _entry(
+        item,
+        action=CARRIER_ACTION[blocked],
+        source=item.verdict.source or "keyword",
+        previous_status="blocked" if previous else "unblocked",
+        new_status="blocked" if state.blocked else "unblocked",
+        superseded=superseded,
+    )
+
+
+def _carrier_key(item: Classified) -> tuple[str, str] | None:
+    if item.verdict.op in (STOP, START) and is_toll_free(item.message.our_number):
+        return (item.message.our_number, item.message.subscriber_number)
+    return None
+
+
+def apply_classified(
+    conn: psycopg.Connection, items: Sequence[Classified]
+) -> tuple[list[AuditEntry], list[tuple[int, str, str]]]:
+    """Apply consent events; return their audit entries and inbox outcomes."""
+    outcomes: list[tuple[int, str, str]] = []
+    consent = []
+    for item in items:
+        if item.verdict.op is None:
+            outcomes.append((item.event.pk, "processed", "ordinary"))
+        else:
+            consent.append(item)
+    subscribers = lock_subscribers(
+        conn, ((i.message.messaging_profile_id, i.message.subscriber_number) for i in consent)
+    )
+    carrier_keys = {item.event.pk: _carrier_key(item) for item in consent}
+    blocks = lock_carrier_blocks(conn, (k for k in carrier_keys.values() if k))
+    entries: list[AuditEntry] = []
+    # Oldest first, so the audit trail of one batch reads in the order things happened.
+    for item in sorted(consent, key=lambda i: i.order):
+        key = (item.message.messaging_profile_id, item.message.subscriber_number)
+        entry = apply_to_subscriber(item, subscribers[key])
+        entries.append(entry)
+        notes = [("superseded " if entry.superseded else "") + entry.action]
+        carrier_key = carrier_keys[item.event.pk]
+        if carrier_key:
+            carrier_entry = apply_to_carrier_block(item, blocks[carrier_key])
+            entries.append(carrier_entry)
+            notes.append(("superseded " if carrier_entry.superseded else "") + carrier_entry.action)
+        outcomes.append((item.event.pk, "processed", ", ".join(notes)))
+    _save_subscribers(conn, subscribers)
+    _save_carrier_blocks(conn, blocks)
+    return entries, outcomes
+
+
+def apply_claimed(
+    conn: psycopg.Connection,
+    claimed: Sequence[ClaimedEvent],
+    max_attempts: int,
+    table: KeywordTable = DEFAULT_TABLE,
+) -> BatchResult:
+    """Classify and apply claimed events inside the caller's transaction."""
+    result = BatchResult(claimed=len(claimed))
+    done: list[tuple[int, str, str]] = []
+    items: list[Classified] = []
+    for event in claimed:
+        try:
+            envelope = parse_envelope(event.raw_body)
+            if envelope.event_type != MESSAGE_RECEIVED:
+                done.append((event.pk, "ignored", envelope.event_type))
+                continue
+            message = parse_inbound_message(envelope)
+            items.append(
+                Classified(event, message, classify(message.text, message.autoresponse_type, table))
+            )
+        except InvalidPayload as exc:
+            done.append((event.pk, "invalid", str(exc)))
+        except Exception as exc:  # a poison event: count the attempt, never block the others
+            log.exception("event %s could not be classified", event.event_id)
+            if (
+                inbox.record_failure(conn, event.pk, f"{type(exc).__name__}: {exc}", max_attempts)
+                == "failed"
+            ):
+                result.failed += 1
+    entries, outcomes = apply_classified(conn, items)
+    audit.append(conn, entries)
+    done.extend(outcomes)
+    inbox.mark_done(conn, done)
+    result.audited = len(entries)
+    for _, status, note in done:
+        if status == "processed":
+            result.processed += 1
+            result.outcomes[note] = result.outcomes.get(note, 0) + 1
+        elif status == "invalid":
+            result.invalid += 1
+        else:
+            result.ignored += 1
+    return result
+
+
+def _claim_one(conn: psycopg.Connection, pk: int) -> list[ClaimedEvent]:
+    row = conn.execute(
+        "SELECT pk, event_id, raw_body, received_at, attempts FROM webhook_events"
+        " WHERE pk = %s AND status = 'pending' FOR UPDATE SKIP LOCKED",
+        (pk,),
+    ).fetchone()
+    return [ClaimedEvent(row[0], row[1], bytes(row[2]), row[3], row[4])] if row else []
+
+
+def drain(
+    pool: ConnectionPool,
+    *,
+    batch_size: int,
+    max_attempts: int,
+    table: KeywordTable = DEFAULT_TABLE,
+    time_budget_seconds: float = 20.0,
+) -> BatchResult:
+    """Apply pending events batch after batch until none are due or the budget is spent.
+
+    Connection errors propagate (the caller retries later; nothing was committed). Any other
+    error spoils a whole batch, so that batch is re-run one event per transaction to find the
+    event at fault, which gets the failure recorded against it.
+    """
+    total = BatchResult()
+    deadline = time.monotonic() + time_budget_seconds
+    while time.monotonic() < deadline:
+        pks: list[int] = []
+        with pool.connection() as conn:
+            try:
+                with conn.transaction():
+                    claimed = inbox.claim_pending(conn, batch_size)
+                    pks = [event.pk for event in claimed]
+                    total.add(apply_claimed(conn, claimed, max_attempts, table))
+            except psycopg.OperationalError:
+                raise
+            except Exception:
+                log.warning("a batch of %d events failed; applying them one by one", len(pks))
+                _apply_one_by_one(conn, pks, max_attempts, table, total)
+        if len(pks) < batch_size:
+            break
+    return total
+
+
+def _apply_one_by_one(
+    conn: psycopg.Connection,
+    pks: Sequence[int],
+    max_attempts: int,
+    table: KeywordTable,
+    total: BatchResult,
+) -> None:
+    for pk in pks:
+        try:
+            with conn.transaction():
+                total.add(apply_claimed(conn, _claim_one(conn, pk), max_attempts, table))
+        except psycopg.OperationalError:
+            raise
+        except Exception as exc:
+            log.exception("event pk=%s failed", pk)
+            with conn.transaction():
+                status = inbox.record_failure(
+                    conn, pk, f"{type(exc).__name__}: {exc}", max_attempts
+                )
+            total.failed += status == "failed"

@@ -1,0 +1,55 @@
+"""Thin task shells around workers.sync; every task is safe to run twice or concurrently."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from psycopg_pool import PoolTimeout
+
+from app import celery_config
+from app.db import get_pool
+from workers import sync
+from workers.celery_app import celery, settings
+
+log = logging.getLogger(__name__)
+
+
+def _drain() -> sync.BatchResult:
+    assert settings.database_url is not None
+    return sync.drain(
+        get_pool(settings.database_url, max_size=2),
+        batch_size=settings.worker_batch_size,
+        max_attempts=settings.max_attempts,
+    )
+
+
+@celery.task(
+    name=celery_config.APPLY_PENDING_TASK,
+    bind=True,
+    acks_late=True,
+    autoretry_for=(psycopg.OperationalError, PoolTimeout),
+    retry_backoff=True,
+    retry_backoff_max=30,
+    max_retries=None,
+)
+def apply_pending(self: object) -> dict[str, int]:
+    """Apply the pending inbox events (any of them: claims are set-based, not per task)."""
+    result = _drain()
+    if result.claimed and result.claimed % settings.worker_batch_size == 0:
+        # The time budget ran out with a full last batch: more may be waiting.
+        apply_pending.apply_async()
+    return {"claimed": result.claimed, "processed": result.processed, "failed": result.failed}
+
+
+@celery.task(name=celery_config.SWEEP_TASK, acks_late=True, ignore_result=True)
+def sweep() -> dict[str, int]:
+    """Beat's safety net: apply events whose task was never sent or was lost."""
+    try:
+        result = _drain()
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        log.warning("sweep skipped, database unavailable: %s", exc)
+        return {"claimed": 0}
+    if result.claimed:
+        log.info("sweeper applied %d pending events", result.claimed)
+    return {"claimed": result.claimed, "processed": result.processed, "failed": result.failed}
