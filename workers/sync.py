@@ -136,7 +136,8 @@ def lock_carrier_blocks(
         (toll_free, numbers),
     )
     rows = conn.execute(
-        "SELECT c.toll_free_number, c.phone_number, c.blocked, c.since, c.last_occurred_at,"
+        "SELECT c.toll_free_number, c.phone_number, c.blocked,"
+        "  nullif(c.since, '-infinity'), nullif(c.last_occurred_at, '-infinity'),"
         "  c.last_event_id, c.messaging_profile_id FROM carrier_blocks c"
         " JOIN unnest(%s::text[], %s::text[]) AS k(t, n)"
         "   ON c.toll_free_number = k.t AND c.phone_number = k.n"

@@ -1,0 +1,327 @@
+"""The worker's rules (spec §5), applied in-process on a real PostgreSQL, rolled back per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app import inbox
+from app.simulate import encode, message_received
+from workers import sync
+from tests.conftest import example, fresh_ids, new_profile
+
+SUBSCRIBER = "+13125550147"
+LONG_CODE = "+17735550188"
+TOLL_FREE = "+18885550123"
+
+
+@pytest.fixture(scope="module")
+def sync_database(make_database: Callable[[], str]) -> str:
+    # Its own database: the receiver tests leave committed pending rows in theirs.
+    return make_database()
+
+
+@pytest.fixture
+def db(sync_database: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(sync_database) as conn:
+        yield conn
+        conn.rollback()
+
+
+def deliver(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
+    inbox.record_event(
+        conn,
+        event_id=payload["data"]["id"],
+        event_type=payload["data"]["event_type"],
+        status="pending" if payload["data"]["event_type"] == "message.received" else "ignored",
+        raw_body=encode(payload),
+        signed_at=None,
+    )
+
+
+def apply(conn: psycopg.Connection, batch_size: int = 100) -> sync.BatchResult:
+    total = sync.BatchResult()
+    while claimed := inbox.claim_pending(conn, batch_size):
+        total.add(sync.apply_claimed(conn, claimed, max_attempts=3))
+    return total
+
+
+def status_of(conn: psycopg.Connection, profile: str, number: str = SUBSCRIBER) -> str | None:
+    row = conn.execute(
+        "SELECT status FROM subscribers WHERE messaging_profile_id = %s AND phone_number = %s",
+        (profile, number),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def carrier_blocked(conn: psycopg.Connection, toll_free: str, number: str = SUBSCRIBER) -> bool:
+    row = conn.execute(
+        "SELECT blocked FROM carrier_blocks WHERE toll_free_number = %s AND phone_number = %s",
+        (toll_free, number),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def audit_rows(conn: psycopg.Connection, profile: str) -> list[dict[str, Any]]:
+    cursor = conn.execute(
+        "SELECT event_id, action, source, previous_status, new_status, superseded, telnyx_block,"
+        " text, our_number, country FROM audit_log WHERE messaging_profile_id = %s ORDER BY seq",
+        (profile,),
+    )
+    names = [c.name for c in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def event(
+    text: str,
+    *,
+    profile: str,
+    to: str = LONG_CODE,
+    at: datetime | None = None,
+    autoresponse: str | None = None,
+    number: str = SUBSCRIBER,
+) -> dict[str, Any]:
+    return message_received(
+        text=text, from_number=number, to_number=to, profile_id=profile,
+        autoresponse_type=autoresponse, occurred_at=at or datetime.now(UTC),
+    )  # fmt: skip
+
+
+def test_stop_with_telnyx_autoresponse_opts_out_with_telnyx_block(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    deliver(db, fresh_ids(example("stop_long_code"), profile))
+    apply(db)
+    assert status_of(db, profile) == "opted_out"
+    (row,) = audit_rows(db, profile)
+    assert row["action"] == "opt_out" and row["source"] == "telnyx"
+    assert (row["previous_status"], row["new_status"]) == ("unknown", "opted_out")
+    assert row["telnyx_block"] is True and row["country"] == "US" and row["text"] == "STOP"
+
+
+def test_revoke_opts_out_by_keyword_without_telnyx_block(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    deliver(db, fresh_ids(example("revoke_without_autoresponse"), profile))
+    apply(db)
+    assert status_of(db, profile) == "opted_out"
+    (row,) = audit_rows(db, profile)
+    assert (row["action"], row["source"], row["telnyx_block"]) == ("opt_out", "keyword", False)
+
+
+@pytest.mark.parametrize("text", ["opt out", "OPT-OUT", "optout", "Stop.", "STOP!!", "quit"])
+def test_stop_class_keywords_without_autoresponse_opt_out(
+    db: psycopg.Connection, text: str
+) -> None:
+    profile = new_profile()
+    deliver(db, event(text, profile=profile))
+    apply(db)
+    assert status_of(db, profile) == "opted_out"
+
+
+def test_start_after_stop_opts_back_in(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    deliver(db, fresh_ids(example("stop_long_code"), profile))
+    deliver(db, fresh_ids(example("start_long_code"), profile))
+    apply(db)
+    assert status_of(db, profile) == "opted_in"
+    assert [r["action"] for r in audit_rows(db, profile)] == ["opt_out", "opt_in"]
+
+
+def test_help_is_audited_and_changes_no_consent(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    deliver(db, fresh_ids(example("stop_long_code"), profile))
+    deliver(db, fresh_ids(example("help"), profile))
+    apply(db)
+    assert status_of(db, profile) == "opted_out"
+    help_row = audit_rows(db, profile)[-1]
+    assert help_row["action"] == "help"
+    assert (help_row["previous_status"], help_row["new_status"]) == ("opted_out", "opted_out")
+
+
+def test_ordinary_message_is_processed_without_audit_or_state(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    payload = fresh_ids(example("ordinary_message"), profile)
+    deliver(db, payload)
+    result = apply(db)
+    assert result.outcomes == {"ordinary": 1}
+    assert status_of(db, profile) is None and audit_rows(db, profile) == []
+    (status,) = db.execute(
+        "SELECT status FROM webhook_events WHERE event_id = %s", (payload["data"]["id"],)
+    ).fetchone()  # type: ignore[misc]
+    assert status == "processed"
+
+
+def test_stop_to_toll_free_number_records_carrier_block(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    deliver(db, fresh_ids(example("stop_toll_free"), profile))
+    apply(db)
+    assert status_of(db, profile) == "opted_out"
+    assert carrier_blocked(db, TOLL_FREE)
+    actions = [(r["action"], r["new_status"]) for r in audit_rows(db, profile)]
+    assert actions == [("opt_out", "opted_out"), ("carrier_block", "blocked")]
+    db.rollback()
+
+
+def test_start_to_long_code_reopens_profile_but_keeps_toll_free_carrier_block(
+    db: psycopg.Connection,
+) -> None:
+    profile = new_profile()
+    number = f"+1312555{uuid.uuid4().int % 10_000:04d}"
+    deliver(db, event("stop", profile=profile, to=TOLL_FREE, number=number, autoresponse="STOP",
+                      at=datetime(2026, 1, 1, tzinfo=UTC)))  # fmt: skip
+    deliver(db, event("START", profile=profile, to=LONG_CODE, number=number, autoresponse="START",
+                      at=datetime(2026, 1, 2, tzinfo=UTC)))  # fmt: skip
+    apply(db)
+    assert status_of(db, profile, number) == "opted_in"
+    assert carrier_blocked(db, TOLL_FREE, number)
+
+
+def test_unstop_to_toll_free_number_lifts_carrier_block(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    deliver(db, fresh_ids(example("stop_toll_free"), profile))
+    deliver(db, fresh_ids(example("unstop_toll_free"), profile))
+    apply(db)
+    assert not carrier_blocked(db, TOLL_FREE)
+    assert status_of(db, profile) == "opted_in"
+    assert audit_rows(db, profile)[-1]["action"] == "carrier_unblock"
+
+
+def test_profiles_are_independent(db: psycopg.Connection) -> None:
+    first, second = new_profile(), new_profile()
+    deliver(db, event("STOP", profile=first))
+    apply(db)
+    assert status_of(db, first) == "opted_out"
+    assert status_of(db, second) is None
+
+
+def test_late_older_event_is_audited_as_superseded_and_changes_nothing(
+    db: psycopg.Connection,
+) -> None:
+    profile = new_profile()
+    now = datetime.now(UTC)
+    deliver(db, event("START", profile=profile, at=now))
+    apply(db)
+    deliver(db, event("STOP", profile=profile, at=now - timedelta(minutes=5)))
+    apply(db)
+    assert status_of(db, profile) == "opted_in"
+    late = audit_rows(db, profile)[-1]
+    assert (late["action"], late["superseded"]) == ("opt_out", True)
+    assert (late["previous_status"], late["new_status"]) == ("opted_in", "opted_in")
+
+
+def test_same_occurred_at_is_broken_by_event_id(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    stop, start = event("STOP", profile=profile, at=at), event("START", profile=profile, at=at)
+    stop["data"]["id"], start["data"]["id"] = f"b-{uuid.uuid4()}", f"a-{uuid.uuid4()}"
+    deliver(db, start)
+    deliver(db, stop)
+    apply(db)
+    assert status_of(db, profile) == "opted_out"  # "b-…" sorts after "a-…"
+
+
+def test_poison_event_fails_after_max_attempts_and_replays(db: psycopg.Connection) -> None:
+    payload = event("STOP", profile=new_profile())
+    deliver(db, payload)
+    (pk,) = db.execute(
+        "SELECT pk FROM webhook_events WHERE event_id = %s", (payload["data"]["id"],)
+    ).fetchone()  # type: ignore[misc]
+    statuses = [inbox.record_failure(db, pk, "boom", max_attempts=3) for _ in range(3)]
+    assert statuses == ["pending", "pending", "failed"]
+    failed = inbox.list_events(db, "failed", limit=1000)
+    assert any(row["event_id"] == payload["data"]["id"] and row["last_error"] == "boom"
+               for row in failed)  # fmt: skip
+    inbox.replay_event(db, payload["data"]["id"])
+    apply(db)
+    assert status_of(db, payload["data"]["payload"]["messaging_profile_id"]) == "opted_out"
+
+
+def test_processed_events_refuse_replay(db: psycopg.Connection) -> None:
+    payload = event("STOP", profile=new_profile())
+    deliver(db, payload)
+    apply(db)
+    with pytest.raises(inbox.ReplayRefused, match="only failed or invalid"):
+        inbox.replay_event(db, payload["data"]["id"])
+
+
+# --- any order, any number of deliveries: same state, one audit row per (event, action) -------
+
+KEYS = [(p, n) for p in ("profile-a", "profile-b") for n in ("+13125550101", "+13125550102")]
+TARGETS = [LONG_CODE, TOLL_FREE]
+TEXTS = {"STOP": "STOP", "START": "START", "HELP": "HELP", "REVOKE": None}
+
+event_spec = st.tuples(
+    st.sampled_from(KEYS),
+    st.sampled_from(TARGETS),
+    st.sampled_from(sorted(TEXTS)),
+    st.integers(min_value=0, max_value=5),  # few distinct times: plenty of ties
+)
+
+
+def expected_state(specs: list[tuple[Any, ...]]) -> tuple[dict[Any, str], dict[Any, bool]]:
+    subscribers: dict[Any, tuple[Any, str]] = {}
+    blocks: dict[Any, tuple[Any, bool]] = {}
+    for index, ((profile, number), target, text, minute) in enumerate(specs):
+        order = (minute, f"evt-{index:04d}")
+        if text == "HELP":
+            continue
+        status = "opted_in" if text == "START" else "opted_out"
+        if (profile, number) not in subscribers or order > subscribers[(profile, number)][0]:
+            subscribers[(profile, number)] = (order, status)
+        if target == TOLL_FREE and ((target, number) not in blocks or order > blocks[(target, number)][0]):
+            blocks[(target, number)] = (order, text != "START")
+    return {k: v[1] for k, v in subscribers.items()}, {k: v[1] for k, v in blocks.items()}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    specs=st.lists(event_spec, min_size=1, max_size=12),
+    data=st.data(),
+)
+def test_any_order_and_any_number_of_deliveries_end_in_the_same_state(
+    sync_database: str, specs: list[tuple[Any, ...]], data: st.DataObject
+) -> None:
+    base = datetime(2026, 6, 1, tzinfo=UTC)
+    run = uuid.uuid4().hex[:8]
+    payloads = []
+    for index, ((profile, number), target, text, minute) in enumerate(specs):
+        payload = event(
+            "Revoke" if text == "REVOKE" else text.lower(),
+            profile=f"{profile}-{run}", to=target, number=number,
+            autoresponse=None if text == "REVOKE" else text,
+            at=base + timedelta(minutes=minute),
+        )  # fmt: skip
+        payload["data"]["id"] = f"evt-{index:04d}"  # ids order ties, as in expected_state
+        payloads.append(payload)
+    # Every event delivered 1-3 times, shuffled, applied in batches of random size.
+    deliveries = [p for p in payloads for _ in range(data.draw(st.integers(1, 3)))]
+    deliveries = data.draw(st.permutations(deliveries))
+    batch = data.draw(st.integers(1, 5))
+    with psycopg.connect(sync_database) as conn, conn.transaction(force_rollback=True):
+        # ids are reused across examples, so each example lives in its own rolled-back tx
+        conn.execute("DELETE FROM webhook_events WHERE event_id LIKE 'evt-%%'")
+        for index, payload in enumerate(deliveries):
+            deliver(conn, payload)
+            if index % batch == 0:
+                apply(conn, batch_size=batch)
+        apply(conn, batch_size=batch)
+
+        want_subscribers, want_blocks = expected_state(specs)
+        for (profile, number), status in want_subscribers.items():
+            assert status_of(conn, f"{profile}-{run}", number) == status
+        for (toll_free, number), blocked in want_blocks.items():
+            assert carrier_blocked(conn, toll_free, number) == blocked
+        rows = conn.execute(
+            "SELECT event_id, action, count(*) FROM audit_log WHERE messaging_profile_id LIKE %s"
+            " GROUP BY event_id, action",
+            (f"%-{run}",),
+        ).fetchall()
+        assert all(count == 1 for _, _, count in rows)
+        audited = {event_id for event_id, _, _ in rows}
+        assert audited == {p["data"]["id"] for p in payloads}
