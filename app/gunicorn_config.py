@@ -9,7 +9,14 @@ import sys
 import tempfile
 from typing import Any
 
-from app.config import ConfigError, Settings
+# Counters must add up across workers: prometheus_client's multiprocess mode, one directory
+# per server, emptied at start. It must be set before anything imports prometheus_client,
+# so before the `app` package is imported below.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="optout-sync-metrics-")
+_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+from app.config import ConfigError, Settings  # noqa: E402
 
 try:
     Settings.from_env().require_web()
@@ -21,12 +28,6 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 
 timeout = 30
 keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG") or None
-
-# Counters must add up across workers: prometheus_client's multiprocess mode, one directory
-# per server, emptied at start, set before any worker imports prometheus_client.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="optout-sync-metrics-")
-_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 def on_starting(server: Any) -> None:

@@ -234,6 +234,8 @@ def service_env(settings: Settings, signing_key: SigningKey) -> dict[str, str]:
             "MAX_ATTEMPTS": str(settings.max_attempts),
             "SWEEP_INTERVAL_SECONDS": "2",
             "PYTHONUNBUFFERED": "1",
+            # The Procfile names gunicorn and celery: the venv running the tests provides them.
+            "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))),
         }
     )
     env.pop("CELERY_BROKER_URL", None)

@@ -27,7 +27,9 @@ def inbox_row(database_url: str, event_id: str) -> dict[str, Any] | None:
         ).fetchone()
     if row is None:
         return None
-    return dict(zip(("status", "raw_body", "event_type", "last_error", "signed_at"), row, strict=True))
+    return dict(
+        zip(("status", "raw_body", "event_type", "last_error", "signed_at"), row, strict=True)
+    )
 
 
 def count_inbox(database_url: str) -> int:
@@ -87,15 +89,15 @@ def test_unverifiable_request_is_401_json_and_writes_nothing(
 ) -> None:
     payload = fresh_ids(example("stop_long_code"))
     body = encode(payload)
-    response = client.post("/webhooks/messaging", data=body, headers=tamper(sign(body, signing_key)))
+    response = client.post(
+        "/webhooks/messaging", data=body, headers=tamper(sign(body, signing_key))
+    )
     assert response.status_code == 401
     assert response.is_json and response.get_json()["error"]
     assert inbox_row(database_url, payload["data"]["id"]) is None
 
 
-def test_request_signed_by_another_key_is_401(
-    client: FlaskClient, database_url: str
-) -> None:
+def test_request_signed_by_another_key_is_401(client: FlaskClient, database_url: str) -> None:
     payload = fresh_ids(example("stop_long_code"))
     response = post_webhook(client, payload, SigningKey.generate())
     assert response.status_code == 401
@@ -130,7 +132,10 @@ def test_verified_body_that_is_not_json_is_kept_invalid_and_400(
 @pytest.mark.parametrize(
     ("break_payload", "problem"),
     [
-        (lambda p: p["data"]["payload"]["from"].pop("phone_number"), "from.phone_number is missing"),
+        (
+            lambda p: p["data"]["payload"]["from"].pop("phone_number"),
+            "from.phone_number is missing",
+        ),
         (lambda p: p["data"]["payload"].update(to=[]), "payload.to is missing or empty"),
         (lambda p: p["data"].update(occurred_at="yesterday"), "not an ISO 8601 time"),
         (lambda p: p["data"]["payload"].pop("messaging_profile_id"), "messaging_profile_id"),
@@ -138,7 +143,11 @@ def test_verified_body_that_is_not_json_is_kept_invalid_and_400(
     ],
 )
 def test_verified_but_malformed_event_is_kept_invalid_and_400_naming_the_field(
-    client: FlaskClient, signing_key: SigningKey, database_url: str, break_payload: Any, problem: str
+    client: FlaskClient,
+    signing_key: SigningKey,
+    database_url: str,
+    break_payload: Any,
+    problem: str,
 ) -> None:
     payload = fresh_ids(example("stop_long_code"))
     break_payload(payload)

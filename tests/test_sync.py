@@ -274,7 +274,9 @@ def expected_state(specs: list[tuple[Any, ...]]) -> tuple[dict[Any, str], dict[A
         status = "opted_in" if text == "START" else "opted_out"
         if (profile, number) not in subscribers or order > subscribers[(profile, number)][0]:
             subscribers[(profile, number)] = (order, status)
-        if target == TOLL_FREE and ((target, number) not in blocks or order > blocks[(target, number)][0]):
+        if target == TOLL_FREE and (
+            (target, number) not in blocks or order > blocks[(target, number)][0]
+        ):
             blocks[(target, number)] = (order, text != "START")
     return {k: v[1] for k, v in subscribers.items()}, {k: v[1] for k, v in blocks.items()}
 

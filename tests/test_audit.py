@@ -1,0 +1,101 @@
+"""The audit log is append-only in the database and its hash chain proves it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from app.cli import main
+from workers import audit
+from workers.audit import AuditEntry
+
+
+def entry(number: str, action: str = "opt_out") -> AuditEntry:
+    return AuditEntry(
+        event_id=None, message_id=None, occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+        received_at=datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC), messaging_profile_id="p",
+        phone_number=number, our_number="+17735550188", country="US", action=action,
+        source="operator", text="STOP", autoresponse_type=None, previous_status="opted_in",
+        new_status="opted_out", superseded=False, telnyx_block=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def audit_db(make_database: Callable[[], str]) -> str:
+    url = make_database()
+    with psycopg.connect(url) as conn:
+        audit.append(conn, [entry(f"+1312555010{i}") for i in range(5)])
+        conn.commit()
+    return url
+
+
+def verify(url: str) -> tuple[int, audit.ChainBreak | None]:
+    with psycopg.connect(url) as conn:
+        return audit.verify(conn)
+
+
+def test_chain_of_appended_rows_verifies(audit_db: str) -> None:
+    assert verify(audit_db) == (5, None)
+
+
+def test_seq_is_gap_free_across_appends(audit_db: str) -> None:
+    with psycopg.connect(audit_db) as conn:
+        assert audit.append(conn, [entry("+13125550199")]) == [6]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE audit_log SET text = 'x'", "DELETE FROM audit_log", "TRUNCATE audit_log"],
+)
+def test_database_refuses_to_change_the_audit_log(audit_db: str, statement: str) -> None:
+    with psycopg.connect(audit_db) as conn, pytest.raises(psycopg.Error, match="append-only"):
+        conn.execute(statement)
+
+
+def _as_superuser_bypassing_triggers(url: str, statement: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")  # what a superuser could do
+        conn.execute(statement)
+
+
+def test_verify_names_the_row_a_superuser_edited(audit_db: str) -> None:
+    _as_superuser_bypassing_triggers(audit_db, "UPDATE audit_log SET text = 'START' WHERE seq = 3")
+    assert verify(audit_db)[1] == audit.ChainBreak(
+        3, "content does not match its hash (row was edited)"
+    )
+
+
+def test_verify_names_the_gap_a_superuser_left(audit_db: str) -> None:
+    _as_superuser_bypassing_triggers(audit_db, "DELETE FROM audit_log WHERE seq = 2")
+    broken = verify(audit_db)[1]
+    assert broken is not None and broken.seq == 3 and "missing" in broken.reason
+
+
+def test_verify_catches_a_rehashed_row_by_the_next_link(audit_db: str) -> None:
+    # Editing a row and recomputing its own hash still breaks the next row's prev_hash.
+    with psycopg.connect(audit_db) as conn:
+        cols = ", ".join((*audit.CHAINED_FIELDS, "prev_hash"))
+        row = conn.execute(f"SELECT {cols} FROM audit_log WHERE seq = 2").fetchone()
+    assert row is not None
+    values = list(row[:-1])
+    values[audit.CHAINED_FIELDS.index("new_status")] = "opted_in"
+    forged = audit.row_hash(row[-1], values)
+    _as_superuser_bypassing_triggers(
+        audit_db, f"UPDATE audit_log SET new_status = 'opted_in', hash = '{forged}' WHERE seq = 2"
+    )
+    assert verify(audit_db)[1] == audit.ChainBreak(
+        3, "prev_hash does not match the previous row's hash"
+    )
+
+
+def test_audit_verify_command_exits_nonzero_naming_the_row(audit_db: str) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(main, ["audit", "verify"], env={"DATABASE_URL": audit_db})
+    assert ok.exit_code == 0 and "intact: 5 rows" in ok.output
+    _as_superuser_bypassing_triggers(audit_db, "UPDATE audit_log SET country = 'CA' WHERE seq = 4")
+    bad = runner.invoke(main, ["audit", "verify"], env={"DATABASE_URL": audit_db})
+    assert bad.exit_code == 1 and "BROKEN at seq 4" in bad.output

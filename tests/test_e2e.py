@@ -1,0 +1,197 @@
+"""End to end with real processes: the Procfile's gunicorn web, Celery worker and beat."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from flask.testing import FlaskClient
+from nacl.signing import SigningKey
+
+from app.config import Settings
+from app.devstack import free_port
+from app.simulate import encode, sign
+from app.supervisor import read_procfile
+from app.web import create_app
+from tests.conftest import (
+    API_TOKEN,
+    ROOT,
+    CeleryWorker,
+    example,
+    fresh_ids,
+    new_profile,
+    post_webhook,
+    service_env,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def subscriber_status(url: str, profile: str, number: str = "+13125550147") -> str | None:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT status FROM subscribers WHERE messaging_profile_id = %s AND phone_number = %s",
+            (profile, number),
+        ).fetchone()
+    return row[0] if row else None
+
+
+def test_signed_stop_is_applied_by_a_real_celery_worker(
+    celery_worker: CeleryWorker, e2e_client: FlaskClient, e2e_settings: Settings,
+    signing_key: SigningKey,
+) -> None:  # fmt: skip
+    profile = new_profile()
+    assert post_webhook(e2e_client, fresh_ids(example("stop_toll_free"), profile), signing_key
+                        ).get_json() == {"status": "accepted"}  # fmt: skip
+    assert e2e_settings.database_url
+    wait_for(lambda: subscriber_status(e2e_settings.database_url or "", profile) == "opted_out")
+
+
+def test_worker_applies_a_burst_exactly_once(
+    celery_worker: CeleryWorker, e2e_client: FlaskClient, e2e_settings: Settings,
+    signing_key: SigningKey,
+) -> None:  # fmt: skip
+    profile = new_profile()
+    payloads = [fresh_ids(example("stop_long_code"), profile) for _ in range(5)]
+    for index, payload in enumerate(payloads * 3):  # every event delivered three times
+        payload["data"]["payload"]["from"]["phone_number"] = f"+1312555{(index % 5):04d}"
+        post_webhook(e2e_client, payload, signing_key)
+    url = e2e_settings.database_url or ""
+
+    def audited() -> int:
+        with psycopg.connect(url) as conn:
+            return conn.execute(
+                "SELECT count(*) FROM audit_log WHERE messaging_profile_id = %s", (profile,)
+            ).fetchone()[0]  # type: ignore[index]
+
+    wait_for(lambda: audited() >= 5)
+    with psycopg.connect(url) as conn:
+        per_event = conn.execute(
+            "SELECT event_id, count(*) FROM audit_log WHERE messaging_profile_id = %s"
+            " GROUP BY event_id", (profile,),
+        ).fetchall()  # fmt: skip
+    assert sorted(count for _, count in per_event) == [1] * 5
+
+
+@pytest.fixture(scope="module")
+def beat(e2e_settings: Settings, signing_key: SigningKey, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[None]:  # fmt: skip
+    log = (tmp_path_factory.mktemp("beat") / "beat.log").open("wb")
+    env = service_env(e2e_settings, signing_key)
+    env["DATA_DIR"] = str(tmp_path_factory.mktemp("beat-data"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "--app", "workers.celery_app", "beat", "--loglevel", "INFO"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+    )  # fmt: skip
+    yield
+    process.terminate()
+    process.wait(20)
+    log.close()
+
+
+def test_event_accepted_while_broker_was_down_is_applied_by_the_sweeper(
+    celery_worker: CeleryWorker, beat: None, e2e_settings: Settings, signing_key: SigningKey
+) -> None:
+    broker_down = replace(e2e_settings, broker_url=f"redis://127.0.0.1:{free_port()}/0")
+    client = create_app(broker_down, {"TESTING": True}).test_client()
+    profile = new_profile()
+    response = post_webhook(client, fresh_ids(example("revoke_without_autoresponse"), profile),
+                            signing_key)  # fmt: skip
+    assert response.get_json() == {"status": "accepted"}
+    wait_for(lambda: subscriber_status(e2e_settings.database_url or "", profile) == "opted_out")
+
+
+# --- gunicorn, exactly as the Procfile runs it ---------------------------------------------------
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+         ) -> tuple[int, Any]:  # fmt: skip
+    request = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read().decode()
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        raw, status = exc.read().decode(), exc.code
+    try:
+        return status, json.loads(raw)
+    except json.JSONDecodeError:
+        return status, raw
+
+
+@pytest.fixture(scope="module")
+def web(e2e_settings: Settings, signing_key: SigningKey, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[str]:  # fmt: skip
+    port = free_port()
+    env = service_env(e2e_settings, signing_key) | {"PORT": str(port), "WEB_CONCURRENCY": "3",
+                                                     "HOST": "127.0.0.1"}  # fmt: skip
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log_path = tmp_path_factory.mktemp("web") / "web.log"
+    log = log_path.open("wb")
+    command = read_procfile(ROOT / "Procfile")["web"]
+    process = subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT, cwd=ROOT,
+                               start_new_session=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return http("GET", base + "/healthz")[0] == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(up, timeout=30)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(20)
+        log.close()
+
+
+def test_procfile_web_under_gunicorn_accepts_a_stop_that_the_api_then_shows(
+    web: str, celery_worker: CeleryWorker, signing_key: SigningKey
+) -> None:
+    profile = new_profile()
+    body = encode(fresh_ids(example("stop_long_code"), profile))
+    status, answer = http("POST", web + "/webhooks/messaging", body, sign(body, signing_key))
+    assert (status, answer) == (200, {"status": "accepted"})
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    path = f"{web}/v1/subscribers/%2B13125550147?messaging_profile_id={profile}"
+    subscriber = wait_for(lambda: (r := http("GET", path, headers=auth))[0] == 200 and r[1])
+    assert subscriber["status"] == "opted_out"
+
+
+def test_metrics_add_up_across_gunicorn_workers(web: str, signing_key: SigningKey) -> None:
+    stranger = SigningKey.generate()
+    for _ in range(12):  # spread over the 3 workers by the kernel
+        body = encode(fresh_ids(example("help")))
+        assert http("POST", web + "/webhooks/messaging", body, sign(body, stranger))[0] == 401
+    text = http("GET", web + "/metrics")[1]
+    line = next(
+        ln for ln in text.splitlines()
+        if ln.startswith('optout_sync_webhooks_total{outcome="unauthorized"}')
+    )  # fmt: skip
+    assert float(line.split()[-1]) >= 12
+
+
+def test_procfile_web_refuses_to_start_without_public_key_and_tokens(tmp_path: Path) -> None:
+    env = {"PATH": str(Path(sys.executable).parent), "DATABASE_URL": "postgresql://x/y",
+           "PORT": str(free_port())}  # fmt: skip
+    command = read_procfile(ROOT / "Procfile")["web"]
+    result = subprocess.run(["/bin/sh", "-c", command], env=env, cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "optout-sync: refusing to start: TELNYX_PUBLIC_KEY and API_TOKENS not set "
+        "(run `optout-sync dev` for a local setup that makes its own)"
+    ]
