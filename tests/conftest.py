@@ -27,7 +27,7 @@ from nacl.signing import SigningKey
 from app import migrations
 from app.config import Settings
 from app.db import close_pools
-from app.simulate import encode, message_received, sign
+from app.simulate import encode, sign
 from app.web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -204,7 +204,8 @@ class CeleryWorker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "--app", "workers.celery_app", "worker",
              "--loglevel", "INFO", "--concurrency", "2", "--pool", "prefork",
-             "--without-gossip", "--without-mingle", "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"],
+             "--without-gossip", "--without-mingle",
+             "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"],
             env=self.env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
             start_new_session=True,
         )  # fmt: skip

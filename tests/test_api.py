@@ -35,8 +35,14 @@ def api_client(make_database: Callable[[], str], settings: Settings) -> FlaskCli
     ]  # fmt: skip
     with psycopg.connect(url) as conn:
         for payload in payloads:
-            inbox.record_event(conn, event_id=payload["data"]["id"], event_type="message.received",
-                               status="pending", raw_body=encode(payload), signed_at=None)  # fmt: skip
+            inbox.record_event(
+                conn,
+                event_id=payload["data"]["id"],
+                event_type="message.received",
+                status="pending",
+                raw_body=encode(payload),
+                signed_at=None,
+            )
         sync.apply_claimed(conn, inbox.claim_pending(conn, 10), max_attempts=3)
         conn.commit()
     return create_app(replace(settings, database_url=url), {"TESTING": True}).test_client()

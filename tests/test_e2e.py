@@ -89,7 +89,8 @@ def beat(e2e_settings: Settings, signing_key: SigningKey, tmp_path_factory: pyte
     env = service_env(e2e_settings, signing_key)
     env["DATA_DIR"] = str(tmp_path_factory.mktemp("beat-data"))
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "--app", "workers.celery_app", "beat", "--loglevel", "INFO"],
+        [sys.executable, "-m", "celery", "--app", "workers.celery_app", "beat",
+         "--loglevel", "INFO"],
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
     )  # fmt: skip
     yield

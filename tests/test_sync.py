@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from app import inbox
 from app.simulate import encode, message_received
-from workers import sync
 from tests.conftest import example, fresh_ids, new_profile
+from workers import sync
 
 SUBSCRIBER = "+13125550147"
 LONG_CODE = "+17735550188"
