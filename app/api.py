@@ -80,10 +80,14 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+def _subscriber_key(number: str) -> tuple[str, str]:
+    """(messaging profile, E.164 number) of a /subscribers/{e164} path."""
+    return _profile(request.args.get("messaging_profile_id")), _number(number, "phone number")
+
+
 @bp.get("/subscribers/<path:number>")
 def get_subscriber(number: str) -> Response:
-    phone = _number(number, "phone number")
-    profile = _profile(request.args.get("messaging_profile_id"))
+    profile, phone = _subscriber_key(number)
     with _connection() as conn:
         subscriber = consent.get_subscriber(conn, profile, phone)
     if subscriber is None:
@@ -96,8 +100,7 @@ def get_subscriber(number: str) -> Response:
 
 @bp.get("/subscribers/<path:number>/history")
 def get_history(number: str) -> Response:
-    phone = _number(number, "phone number")
-    profile = _profile(request.args.get("messaging_profile_id"))
+    profile, phone = _subscriber_key(number)
     with _connection() as conn:
         rows = consent.history(conn, profile, phone)
     return jsonify(events=[{k: _iso(v) for k, v in row.items()} for row in rows])

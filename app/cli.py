@@ -87,6 +87,7 @@ def dev(port: int | None) -> None:
     env["DATA_DIR"] = str(data_dir)
     env["PORT"] = str(port or settings.port)
     env.setdefault("WEB_CONCURRENCY", "2")
+    env.setdefault("HOST", "127.0.0.1")  # a dev box should not listen on every interface
     # The venv's gunicorn and celery first on PATH, whatever shell started us.
     env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
     started: list[Any] = []

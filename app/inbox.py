@@ -44,17 +44,25 @@ class ClaimedEvent:
     attempts: int
 
 
+_CLAIM_COLUMNS = "SELECT pk, event_id, raw_body, received_at, attempts FROM webhook_events"
+
+
 def claim_pending(conn: psycopg.Connection, limit: int) -> list[ClaimedEvent]:
     """Lock up to ``limit`` due pending events for this transaction; others skip them."""
     rows = conn.execute(
-        "SELECT pk, event_id, raw_body, received_at, attempts FROM webhook_events"
-        " WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()"
+        _CLAIM_COLUMNS + " WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()"
         " ORDER BY next_attempt_at, pk LIMIT %s FOR UPDATE SKIP LOCKED",
         (limit,),
     ).fetchall()
-    return [
-        ClaimedEvent(pk, eid, bytes(body), received, att) for pk, eid, body, received, att in rows
-    ]
+    return [ClaimedEvent(pk, eid, bytes(body), at, tries) for pk, eid, body, at, tries in rows]
+
+
+def claim_event(conn: psycopg.Connection, pk: int) -> list[ClaimedEvent]:
+    """Lock one pending event by pk (empty if another transaction has it or it is done)."""
+    rows = conn.execute(
+        _CLAIM_COLUMNS + " WHERE pk = %s AND status = 'pending' FOR UPDATE SKIP LOCKED", (pk,)
+    ).fetchall()
+    return [ClaimedEvent(pk, eid, bytes(body), at, tries) for pk, eid, body, at, tries in rows]
 
 
 def mark_done(conn: psycopg.Connection, outcomes: Sequence[tuple[int, str, str]]) -> None:

@@ -327,3 +327,42 @@ def test_any_order_and_any_number_of_deliveries_end_in_the_same_state(
         assert all(count == 1 for _, _, count in rows)
         audited = {event_id for event_id, _, _ in rows}
         assert audited == {p["data"]["id"] for p in payloads}
+
+
+def test_stop_with_a_nul_character_is_honoured(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    deliver(db, event("STOP\x00", profile=profile))
+    apply(db)
+    assert status_of(db, profile) == "opted_out"
+    assert audit_rows(db, profile)[0]["text"] == "STOP\ufffd"
+
+
+def test_drain_isolates_an_event_the_database_refuses_and_applies_the_rest(
+    make_database: Callable[[], str],
+) -> None:
+    from psycopg_pool import ConnectionPool
+
+    url = make_database()
+    refused = "+13125550666"
+    profile = new_profile()
+    with psycopg.connect(url) as conn:
+        # A real fault from the database for one subscriber, as a broken row would cause.
+        conn.execute(f"ALTER TABLE subscribers ADD CHECK (phone_number <> '{refused}')")
+        for number in ("+13125550101", refused, "+13125550102"):
+            deliver(conn, event("STOP", profile=profile, number=number))
+        conn.commit()
+    with ConnectionPool(url, min_size=1, max_size=1, open=True) as pool:
+        for _ in range(3):  # MAX_ATTEMPTS; the backoff is skipped by making it due again
+            result = sync.drain(pool, batch_size=10, max_attempts=3)
+            with pool.connection() as conn:
+                conn.execute("UPDATE webhook_events SET next_attempt_at = now()")
+    with psycopg.connect(url) as conn:
+        assert status_of(conn, profile, "+13125550101") == "opted_out"
+        assert status_of(conn, profile, "+13125550102") == "opted_out"
+        (status, attempts, error), = conn.execute(
+            "SELECT status, attempts, last_error FROM webhook_events"
+            " WHERE convert_from(raw_body, 'UTF8') LIKE %s", (f"%{refused[1:]}%",),
+        ).fetchall()  # fmt: skip
+    assert (status, attempts) == ("failed", 3)
+    assert "CheckViolation" in error
+    assert result.failed == 1

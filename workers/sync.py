@@ -218,7 +218,8 @@ def _entry(item: Classified, **fields: object) -> AuditEntry:
         phone_number=message.subscriber_number,
         our_number=message.our_number,
         country=country_of(message.subscriber_number),
-        text=message.text,
+        # PostgreSQL text cannot hold NUL; the raw body in the inbox keeps the original bytes.
+        text=message.text.replace("\x00", "\ufffd"),
         autoresponse_type=message.autoresponse_type,
         telnyx_block=item.verdict.source == "telnyx" and item.verdict.op == STOP,
         **fields,  # type: ignore[arg-type]
@@ -351,15 +352,6 @@ def apply_claimed(
     return result
 
 
-def _claim_one(conn: psycopg.Connection, pk: int) -> list[ClaimedEvent]:
-    row = conn.execute(
-        "SELECT pk, event_id, raw_body, received_at, attempts FROM webhook_events"
-        " WHERE pk = %s AND status = 'pending' FOR UPDATE SKIP LOCKED",
-        (pk,),
-    ).fetchone()
-    return [ClaimedEvent(row[0], row[1], bytes(row[2]), row[3], row[4])] if row else []
-
-
 def drain(
     pool: ConnectionPool,
     *,
@@ -404,7 +396,7 @@ def _apply_one_by_one(
     for pk in pks:
         try:
             with conn.transaction():
-                total.add(apply_claimed(conn, _claim_one(conn, pk), max_attempts, table))
+                total.add(apply_claimed(conn, inbox.claim_event(conn, pk), max_attempts, table))
         except psycopg.OperationalError:
             raise
         except Exception as exc:
