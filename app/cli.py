@@ -80,6 +80,7 @@ def dev(port: int | None) -> None:
     from app.supervisor import Supervisor, read_procfile
 
     settings = _settings()
+    _engine(settings)  # refuse to start with an invalid KEYWORDS_FILE, saying why
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -179,8 +180,9 @@ def simulate(
     except ValueError as exc:
         raise click.ClickException(f"TELNYX_SIGNING_KEY: {exc}") from None
     chosen = autoresponse_type.upper()
+    profile_id = profile or sim.DEV_PROFILE_ID
     autoresponse = (
-        sim.telnyx_autoresponse_type(text)
+        _engine(settings).telnyx_autoresponse_type(text, profile_id, _country(from_number))
         if chosen == "AUTO"
         else None
         if chosen == "NONE"
@@ -190,7 +192,7 @@ def simulate(
         text=text,
         from_number=from_number,
         to_number=to_number,
-        profile_id=profile or sim.DEV_PROFILE_ID,
+        profile_id=profile_id,
         autoresponse_type=autoresponse,
     )
     body = sim.encode(payload)
@@ -205,13 +207,121 @@ def simulate(
         sys.exit(1)
 
 
+def _engine(settings: Settings) -> Any:
+    from workers.autoresp import KeywordsFileError, engine_from_file
+
+    try:
+        return engine_from_file(settings.keywords_file)
+    except KeywordsFileError as exc:
+        raise click.ClickException(f"KEYWORDS_FILE {exc}") from None
+
+
+def _country(number: str | None) -> str | None:
+    if not number:
+        return None
+    from app.phones import InvalidPhoneNumber, country_of
+
+    try:
+        return country_of(number)
+    except InvalidPhoneNumber as exc:
+        raise click.BadParameter(str(exc), param_hint="--from") from None
+
+
 @main.command(help="Print the keyword engine's verdict on TEXT as JSON.")
 @click.argument("text")
+@click.option(
+    "--profile", default=None, help="Messaging profile id (selects KEYWORDS_FILE configs)."
+)
+@click.option(
+    "--from", "from_number", default=None, help="Sender's number: its country selects configs."
+)
 @click.option("--autoresponse-type", default=None, help="As Telnyx would set it.")
-def classify(text: str, autoresponse_type: str | None) -> None:
-    from workers.keywords import classify as classify_text
+def classify(
+    text: str, profile: str | None, from_number: str | None, autoresponse_type: str | None
+) -> None:
+    engine = _engine(_settings())
+    verdict = engine.classify(text, autoresponse_type, profile, _country(from_number))
+    click.echo(json.dumps(asdict(verdict), ensure_ascii=False))
 
-    click.echo(json.dumps(asdict(classify_text(text, autoresponse_type)), ensure_ascii=False))
+
+# --- autoresp ----------------------------------------------------------------------------------
+
+
+@main.group(help="Custom keyword configurations (Telnyx autoresp_configs).")
+def autoresp() -> None:
+    pass
+
+
+@autoresp.command("validate", help="Check FILE against Telnyx's limits; one line per problem.")
+@click.argument("file", type=click.Path(path_type=Path))
+def autoresp_validate(file: Path) -> None:
+    from workers.autoresp import KeywordsFileError, load_keywords_file
+
+    try:
+        configs = load_keywords_file(file)
+    except KeywordsFileError as exc:
+        for problem in exc.problems:
+            click.echo(f"{file}: {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"{file}: {len(configs)} configuration(s), all within Telnyx's limits")
+
+
+# --- review ------------------------------------------------------------------------------------
+
+
+@main.group(help="Possible opt-outs held for review (POSSIBLE_OPT_OUT_POLICY=review).")
+def review() -> None:
+    pass
+
+
+@review.command("list", help="Numbers held for review, oldest first, with their text.")
+@click.option("--profile", default=None)
+def review_list(profile: str | None) -> None:
+    from workers.review import list_pending
+
+    with connect(_database_url(_settings())) as conn:
+        rows = list_pending(conn, profile)
+    for row in rows:
+        click.echo(
+            f"{row['occurred_at']:%Y-%m-%dT%H:%M:%S%z}  {row['phone_number']}"
+            f"  profile={row['messaging_profile_id']}  text={json.dumps(row['text'])}"
+        )
+    if not rows:
+        click.echo("nothing is held for review", err=True)
+
+
+def _decide(phone: str, profile: str, decision: str) -> None:
+    from app.phones import InvalidPhoneNumber, to_e164
+    from workers.review import ReviewError, decide
+
+    try:
+        number = to_e164(phone)
+    except InvalidPhoneNumber as exc:
+        raise click.BadParameter(str(exc), param_hint="PHONE") from None
+    with connect(_database_url(_settings())) as conn:
+        try:
+            result = decide(conn, profile, number, decision)
+        except ReviewError as exc:
+            raise click.ClickException(str(exc)) from None
+        conn.commit()
+    click.echo(
+        f"{result.phone_number}: {result.action} ({result.previous_status} -> "
+        f"{result.new_status}), audit seq {result.seq}"
+    )
+
+
+@review.command("confirm", help="Confirm the opt-out of PHONE (audited, source operator).")
+@click.argument("phone")
+@click.option("--profile", required=True, help="Messaging profile id.")
+def review_confirm(phone: str, profile: str) -> None:
+    _decide(phone, profile, "confirm")
+
+
+@review.command("dismiss", help="Release PHONE's hold (audited, source operator).")
+@click.argument("phone")
+@click.option("--profile", required=True, help="Messaging profile id.")
+def review_dismiss(phone: str, profile: str) -> None:
+    _decide(phone, profile, "dismiss")
 
 
 # --- events ------------------------------------------------------------------------------------

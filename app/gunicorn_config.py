@@ -17,11 +17,17 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 from app.config import ConfigError, Settings  # noqa: E402
+from workers.autoresp import KeywordsFileError, engine_from_file  # noqa: E402
 
 try:
-    Settings.from_env().require_web()
+    _settings = Settings.from_env()
+    _settings.require_web()
+    # The web process does not classify, but a deployment with a broken file must not start.
+    engine_from_file(_settings.keywords_file)
 except ConfigError as exc:
     sys.exit(f"optout-sync: {exc}")
+except KeywordsFileError as exc:
+    sys.exit(f"optout-sync: refusing to start: KEYWORDS_FILE {exc}")
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))

@@ -14,17 +14,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from workers.keywords import TELNYX_DEFAULT_KEYWORDS, KeywordTable, classify
-
 DEV_PROFILE_ID = "dev-messaging-profile"
-# What Telnyx itself recognises: only its default keywords set autoresponse_type.
-_TELNYX_TABLE = KeywordTable(TELNYX_DEFAULT_KEYWORDS.items())
-
-
-def telnyx_autoresponse_type(text: str) -> str | None:
-    """The autoresponse_type Telnyx would put on this text (never for REVOKE or free text)."""
-    verdict = classify(text, None, _TELNYX_TABLE)
-    return verdict.op.upper() if verdict.op else None
 
 
 def message_received(

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from app import inbox, migrations
 from app.cli import main
-from app.simulate import encode, message_received, telnyx_autoresponse_type
+from app.simulate import encode, message_received
+from workers.autoresp import KeywordEngine
 
 
 def test_db_upgrade_is_idempotent_and_safe_to_run_concurrently(
@@ -52,17 +53,20 @@ def test_classify_prints_the_verdict_as_json() -> None:
     result = CliRunner().invoke(main, ["classify", "  Opt-Out!! "])
     assert json.loads(result.output) == {
         "op": "stop", "source": "keyword", "keyword": "OPT OUT", "normalized": "opt-out",
+        "rule": "exact",
     }  # fmt: skip
     ordinary = json.loads(CliRunner().invoke(main, ["classify", "see you at 5"]).output)
     assert ordinary["op"] is None
 
 
 def test_simulated_autoresponse_type_is_set_only_for_telnyx_keywords() -> None:
-    assert telnyx_autoresponse_type("stop") == "STOP"
-    assert telnyx_autoresponse_type("Unstop") == "START"
-    assert telnyx_autoresponse_type("help") == "HELP"
-    assert telnyx_autoresponse_type("REVOKE") is None
-    assert telnyx_autoresponse_type("please stop texting me") is None
+    telnyx = KeywordEngine().telnyx_autoresponse_type
+    assert telnyx("stop", "p", "US") == "STOP"
+    assert telnyx("Unstop", "p", "US") == "START"
+    assert telnyx("help", "p", "US") == "HELP"
+    assert telnyx("REVOKE", "p", "US") is None
+    assert telnyx("ЅТОР", "p", "US") is None  # Telnyx matches exactly; look-alikes are ours
+    assert telnyx("please stop texting me", "p", "US") is None
 
 
 def test_events_list_and_replay_failed(make_database: Callable[[], str]) -> None:

@@ -1,19 +1,25 @@
 """The keyword engine: what an inbound text means for consent.
 
 Pure: no Flask, no Celery, no database. Rules, in order (spec §4):
-1. Telnyx's verdict, ``autoresponse_type`` of STOP/START/HELP in any case;
-2. exact match of the normalised text against the keyword lists;
-3. otherwise an ordinary message (``op`` is None).
+
+1. Telnyx's verdict: ``autoresponse_type`` STOP/START/HELP (any case; INFO is HELP).
+2. Exact keyword: the normalised text equals a keyword of the custom configurations for the
+   messaging profile and the sender's country (then ``*``), or of the defaults. Texts that
+   only match after folding look-alike letters from other scripts (Cyrillic "ЅТОР") match too.
+3. Intent: an opt-out word or phrase inside a longer text → ``possible_opt_out``.
+4. Otherwise an ordinary message (``op`` is None).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 STOP, START, HELP = "stop", "start", "help"
+POSSIBLE_OPT_OUT = "possible_opt_out"
 
 # Telnyx's default keywords, which make Telnyx set or lift its block rule itself.
 TELNYX_DEFAULT_KEYWORDS: Mapping[str, tuple[str, ...]] = {
@@ -32,7 +38,7 @@ DEFAULT_KEYWORDS: Mapping[str, tuple[str, ...]] = {
 }
 
 # Telnyx's enum says "info" where its docs say "help": both mean the help operation.
-_AUTORESPONSE_OPS = {"stop": STOP, "start": START, "help": HELP, "info": HELP}
+OP_ALIASES = {"stop": STOP, "start": START, "help": HELP, "info": HELP}
 
 _WHITESPACE = re.compile(r"\s+")
 _JOINERS = re.compile(r"[\s\-‐-―_.]+")
@@ -40,19 +46,25 @@ _JOINERS = re.compile(r"[\s\-‐-―_.]+")
 
 @dataclass(frozen=True)
 class Verdict:
-    op: str | None  # stop | start | help | a custom op | None for an ordinary message
-    source: str | None  # telnyx | keyword | None
-    keyword: str | None  # the keyword that matched, as configured
+    op: str | None  # stop | start | help | possible_opt_out | a custom op | None
+    source: str | None  # telnyx | keyword | intent | None
+    keyword: str | None  # the keyword or phrase that matched, as configured
     normalized: str
+    rule: str | None = None  # autoresponse_type | exact | lookalike | intent | None
+
+
+# --- normalisation -----------------------------------------------------------------------------
 
 
 def _is_edge_noise(char: str) -> bool:
-    # Punctuation (P*), symbols and emoji (S*), marks left over from emoji sequences (M*).
+    # Punctuation (P*), symbols and emoji (S*), marks left from emoji sequences (M*),
+    # separators (Z*) and controls (C*).
     return unicodedata.category(char)[0] in "PSMZC"
 
 
 def normalize(text: str) -> str:
-    """Reduce a text to the form keywords are matched in (spec §4)."""
+    """NFKC, format characters dropped, accents folded, casefolded, white space collapsed,
+    surrounding punctuation and emoji stripped (spec §4)."""
     text = unicodedata.normalize("NFKC", text)
     # Format characters (zero-width joiners, BOMs, direction marks) carry no meaning here.
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
@@ -65,7 +77,32 @@ def normalize(text: str) -> str:
         start += 1
     while end > start and _is_edge_noise(text[end - 1]):
         end -= 1
-    return text[start:end]
+    return unicodedata.normalize("NFC", text[start:end])
+
+
+@lru_cache(maxsize=4096)
+def _latin_lookalike(char: str) -> str:
+    """The Latin letter a letter of another script is made to look like, else the letter.
+
+    decancer's table (Unicode confusables and more) is applied to non-Latin letters only, so
+    Latin letters such as ß, digits and emoji are never rewritten.
+    """
+    if char.isascii() or not char.isalpha() or "LATIN" in unicodedata.name(char, "LATIN"):
+        return char
+    import decancer_py
+
+    folded = str(decancer_py.parse(char))
+    return folded if len(folded) == 1 and folded.isascii() and folded.isalpha() else char
+
+
+def lookalike_skeleton(text: str) -> str:
+    """normalize(text) after replacing letters of other scripts by the Latin letters they
+    imitate (ЅТОР → stop). Case matters to look-alikes (Greek Η looks like H, η like n), so
+    the folding happens before casefolding."""
+    text = unicodedata.normalize("NFKC", text)
+    if text.isascii():
+        return normalize(text)
+    return normalize("".join(_latin_lookalike(ch) for ch in text))
 
 
 def match_key(normalized: str) -> str:
@@ -73,34 +110,135 @@ def match_key(normalized: str) -> str:
     return _JOINERS.sub("", normalized)
 
 
+# --- keyword tables ----------------------------------------------------------------------------
+
+
 class KeywordTable:
-    """Keyword → op lookup built from configured lists (defaults first, later ones win)."""
+    """Keyword → (op, keyword) built from (op, keywords) lists; earlier lists win a clash."""
 
     def __init__(self, lists: Iterable[tuple[str, Iterable[str]]]) -> None:
-        self._by_key: dict[str, tuple[str, str]] = {}
+        self._exact: dict[str, tuple[str, str]] = {}
+        self._lookalike: dict[str, tuple[str, str]] = {}
         for op, keywords in lists:
             for keyword in keywords:
-                key = match_key(normalize(keyword))
-                if key and self._by_key.get(key, ("",))[0] != op:
-                    self._by_key[key] = (op, keyword)
+                normalized = normalize(keyword)
+                key = match_key(normalized)
+                if key:
+                    self._exact.setdefault(key, (op, keyword))
+                    # Only keywords written in Latin letters are targets of look-alikes.
+                    skeleton = lookalike_skeleton(keyword)
+                    if skeleton.isascii():
+                        self._lookalike.setdefault(match_key(skeleton), (op, keyword))
 
-    def lookup(self, normalized: str) -> tuple[str, str] | None:
-        return self._by_key.get(match_key(normalized))
+    def lookup(self, normalized: str, skeleton: str | None = None) -> tuple[str, str, str] | None:
+        """(op, keyword, rule) for a normalised text (and its look-alike skeleton), or None."""
+        found = self._exact.get(match_key(normalized))
+        if found:
+            return (*found, "exact")
+        if skeleton is not None and skeleton != normalized:
+            found = self._lookalike.get(match_key(skeleton))
+            if found:
+                return (*found, "lookalike")
+        return None
 
 
 DEFAULT_TABLE = KeywordTable(DEFAULT_KEYWORDS.items())
 
 
+# --- intent: opt-out wording inside a longer text ----------------------------------------------
+
+_STOP_WORDS = r"(?:stop|unsubscribe|cancel|quit|end|revoke|opt ?-?out|optout)"
+_CONTACT = (
+    r"(?:text(?:ing)?|messag(?:e|es|ing)|send(?:ing)?|contact(?:ing)?|call(?:ing)?"
+    r"|sms|spam(?:ming)?|email(?:ing)?)"
+)
+_NEGATION = re.compile(
+    r"\b(?:don'?t|do not|never|can'?t|cannot|won'?t|not)\s+(?:\w+\s+)?" + _STOP_WORDS + r"\b"
+)
+# Phrases that mean "no more messages" wherever they appear in the text.
+_INTENT_PHRASES: Sequence[tuple[str, re.Pattern[str]]] = [
+    (name, re.compile(pattern))
+    for name, pattern in (
+        ("stop texting", r"\bstop\s+(?:all\s+)?(?:the\s+)?" + _CONTACT + r"\b"),
+        ("remove me", r"\b(?:remove|delete|take)\s+(?:me|my\s+(?:number|phone|info|details))\b"),
+        ("take me off", r"\btake\s+(?:me|my\s+number)\s+off\b"),
+        ("unsubscribe me", r"\b(?:unsubscribe|opt\s*-?\s*out)\s+(?:me|my)\b"),
+        ("opt me out", r"\bopt\s+me\s+out\b"),
+        ("don't text me",
+         r"\b(?:don'?t|do not|never|no)\s+(?:ever\s+)?" + _CONTACT + r"\s+(?:me|this number)\b"),
+        ("no more texts", r"\bno\s+more\s+(?:texts?|messages?|sms|spam|msgs?)\b"),
+        ("leave me alone", r"\bleave\s+me\s+alone\b"),
+        ("lose my number", r"\blose\s+(?:my|this)\s+number\b"),
+        ("wrong number", r"\bwrong\s+(?:number|person)\b"),
+        ("how do i stop", r"\bhow\s+(?:do|can)\s+i\s+" + _STOP_WORDS + r"\b"),
+        ("i want to stop",
+         r"\b(?:i\s+)?(?:want|wish|would like|need)\s+to\s+" + _STOP_WORDS + r"\b"),
+        ("not interested", r"\bnot\s+interested\b"),
+    )
+]  # fmt: skip
+# A keyword padded only with filler words: "stop please", "please STOP NOW", "lol stop".
+# A keyword among other words ("we have got to stop this bill", "cancel my appointment",
+# "the end") stays ordinary: that is what keeps false positives low.
+_INTENT_FILLERS = (
+    r"(?:please|pls|plz|now|right now|thanks|thank you|thx|ty|it|all|asap|already|ok|okay"
+    r"|lol|omg|just|seriously|i said|again|for real|immediately|texts?|messages?|msgs?)"
+)
+_PADDING = r"(?:" + _INTENT_FILLERS + "|" + _STOP_WORDS + ")"
+_KEYWORD_WITH_FILLERS = re.compile(
+    r"^(?:" + _PADDING + r"\s+)*" + _STOP_WORDS + r"(?:\s+" + _PADDING + r")*$"
+)
+
+
+def _words(normalized: str) -> str:
+    # Inner punctuation becomes space for intent matching: "stop, please" = "stop please".
+    cleaned = "".join(
+        ch if ch.isalnum() or ch in "'-" or ch.isspace() else " " for ch in normalized
+    ).replace("’", "'")
+    return _WHITESPACE.sub(" ", cleaned).strip()
+
+
+def detect_intent(skeleton: str) -> str | None:
+    """The opt-out phrase found in a text (given as its look-alike skeleton), or None."""
+    text = _words(skeleton)
+    if not text:
+        return None
+    if _NEGATION.search(text) and not any(p.search(text) for _, p in _INTENT_PHRASES[1:]):
+        return None
+    for name, pattern in _INTENT_PHRASES:
+        if pattern.search(text):
+            return name
+    if _KEYWORD_WITH_FILLERS.match(text):
+        return "keyword with filler words"
+    return None
+
+
+# --- the engine --------------------------------------------------------------------------------
+
+
 def classify(
-    text: str, autoresponse_type: str | None = None, table: KeywordTable = DEFAULT_TABLE
+    text: str,
+    autoresponse_type: str | None = None,
+    table: KeywordTable = DEFAULT_TABLE,
+    tables: Sequence[KeywordTable] | None = None,
 ) -> Verdict:
-    """Decide what an inbound text means for consent."""
+    """Decide what an inbound text means for consent.
+
+    ``tables`` are looked up in order (custom configurations for the profile and country,
+    then ``*``, then the defaults); without it, ``table`` alone is used.
+    """
     normalized = normalize(text)
     if autoresponse_type:
-        op = _AUTORESPONSE_OPS.get(autoresponse_type.strip().casefold())
+        op = OP_ALIASES.get(autoresponse_type.strip().casefold())
         if op is not None:
-            return Verdict(op=op, source="telnyx", keyword=autoresponse_type, normalized=normalized)
-    match = table.lookup(normalized)
-    if match is not None:
-        return Verdict(op=match[0], source="keyword", keyword=match[1], normalized=normalized)
-    return Verdict(op=None, source=None, keyword=None, normalized=normalized)
+            return Verdict(op, "telnyx", autoresponse_type, normalized, "autoresponse_type")
+    skeleton = lookalike_skeleton(text)
+    for candidate in tables if tables is not None else (table,):
+        match = candidate.lookup(normalized, skeleton)
+        if match is not None:
+            op, keyword, rule = match
+            shown = skeleton if rule == "lookalike" else normalized
+            return Verdict(op, "keyword", keyword, shown, rule)
+    phrase = detect_intent(skeleton)
+    if phrase is not None:
+        return Verdict(POSSIBLE_OPT_OUT, "intent", phrase, normalized, "intent")
+    return Verdict(None, None, None, normalized, None)

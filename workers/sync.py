@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -29,27 +29,54 @@ from app.telnyx_events import (
 )
 from workers import audit
 from workers.audit import AuditEntry
-from workers.keywords import DEFAULT_TABLE, HELP, START, STOP, KeywordTable, Verdict, classify
+from workers.autoresp import KeywordEngine
+from workers.keywords import HELP, POSSIBLE_OPT_OUT, START, STOP, Verdict
 
 log = logging.getLogger(__name__)
 
-SUBSCRIBER_STATUS_FOR_OP = {STOP: "opted_out", START: "opted_in"}
-ACTION_FOR_OP = {STOP: "opt_out", START: "opt_in", HELP: "help"}
+CONSENT_FOR_OP = {STOP: "opted_out", START: "opted_in"}
+ACTION_FOR_OP = {
+    STOP: "opt_out",
+    START: "opt_in",
+    HELP: "help",
+    POSSIBLE_OPT_OUT: "possible_opt_out",
+}
 CARRIER_ACTION = {True: "carrier_block", False: "carrier_unblock"}
 
 # Events sort by (occurred_at, event id); a key never touched sorts below every event.
 OrderKey = tuple[datetime, str]
+_NEVER: OrderKey = (datetime.min.replace(tzinfo=UTC), "")
 
 
 def _is_newer(candidate: OrderKey, current: OrderKey | None) -> bool:
     return current is None or candidate > current
 
 
+@dataclass(frozen=True)
+class Rules:
+    """What the worker needs to decide: the keyword engine and the possible-opt-out policy."""
+
+    engine: KeywordEngine = field(default_factory=KeywordEngine)
+    possible_opt_out_policy: str = "review"  # review | opt_out | ignore
+
+
 @dataclass
 class SubscriberState:
-    status: str
-    last: OrderKey | None
+    consent: str  # unknown | opted_in | opted_out: the last STOP/START
+    last: OrderKey | None  # order of the event that set consent
+    review_state: str | None = None  # pending | confirmed | dismissed
+    review_last: OrderKey | None = None  # order of the last possible opt-out
     changed: bool = False
+
+    @property
+    def status(self) -> str:
+        """Effective status: an opt-out beats everything; a pending review newer than the
+        last STOP/START holds the number; otherwise the consent register."""
+        if self.consent == "opted_out":
+            return "opted_out"
+        if self.review_state == "pending" and _is_newer(self.review_last or _NEVER, self.last):
+            return "review"
+        return self.consent
 
 
 @dataclass
@@ -107,16 +134,22 @@ def lock_subscribers(
         (profiles, numbers),
     )
     rows = conn.execute(
-        "SELECT s.messaging_profile_id, s.phone_number, s.status, s.last_occurred_at,"
-        "  s.last_event_id FROM subscribers s"
+        "SELECT s.messaging_profile_id, s.phone_number, s.consent_status, s.last_occurred_at,"
+        "  s.last_event_id, s.review_state, s.review_occurred_at, s.review_event_id"
+        " FROM subscribers s"
         " JOIN unnest(%s::text[], %s::text[]) AS k(p, n)"
         "   ON s.messaging_profile_id = k.p AND s.phone_number = k.n"
         " ORDER BY s.messaging_profile_id, s.phone_number FOR UPDATE OF s",
         (profiles, numbers),
     ).fetchall()
     return {
-        (p, n): SubscriberState(status, (occ, eid) if occ is not None else None)
-        for p, n, status, occ, eid in rows
+        (p, n): SubscriberState(
+            consent,
+            (occ, eid) if occ is not None else None,
+            review_state,
+            (review_occ, review_eid) if review_occ is not None else None,
+        )
+        for p, n, consent, occ, eid, review_state, review_occ, review_eid in rows
     }
 
 
@@ -156,24 +189,31 @@ def lock_carrier_blocks(
     return states
 
 
-def _save_subscribers(
+def save_subscribers(
     conn: psycopg.Connection, states: dict[tuple[str, str], SubscriberState]
 ) -> None:
-    changed = [(k, s) for k, s in states.items() if s.changed and s.last is not None]
+    changed = [(k, s) for k, s in states.items() if s.changed]
     if not changed:
         return
     conn.execute(
-        "UPDATE subscribers AS s SET status = u.status, last_occurred_at = u.occ,"
-        "  last_event_id = u.eid, updated_at = clock_timestamp()"
-        " FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[])"
-        "   AS u(p, n, status, occ, eid)"
+        "UPDATE subscribers AS s SET status = u.status, consent_status = u.consent,"
+        "  last_occurred_at = u.occ, last_event_id = u.eid, review_state = u.review_state,"
+        "  review_occurred_at = u.review_occ, review_event_id = u.review_eid,"
+        "  updated_at = clock_timestamp()"
+        " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],"
+        "   %s::text[], %s::text[], %s::timestamptz[], %s::text[])"
+        "   AS u(p, n, status, consent, occ, eid, review_state, review_occ, review_eid)"
         " WHERE s.messaging_profile_id = u.p AND s.phone_number = u.n",
         (
             [k[0] for k, _ in changed],
             [k[1] for k, _ in changed],
             [s.status for _, s in changed],
-            [s.last[0] for _, s in changed if s.last],
-            [s.last[1] for _, s in changed if s.last],
+            [s.consent for _, s in changed],
+            [s.last[0] if s.last else None for _, s in changed],
+            [s.last[1] if s.last else None for _, s in changed],
+            [s.review_state for _, s in changed],
+            [s.review_last[0] if s.review_last else None for _, s in changed],
+            [s.review_last[1] if s.review_last else None for _, s in changed],
         ),
     )
 
@@ -226,16 +266,27 @@ def _entry(item: Classified, **fields: object) -> AuditEntry:
     )
 
 
-def apply_to_subscriber(item: Classified, state: SubscriberState) -> AuditEntry:
+def effective_op(verdict: Verdict, policy: str) -> str | None:
+    """The op a verdict acts as: a possible opt-out under policy opt_out is a stop."""
+    if verdict.op == POSSIBLE_OPT_OUT and policy == "opt_out":
+        return STOP
+    return verdict.op
+
+
+def apply_to_subscriber(item: Classified, state: SubscriberState, policy: str) -> AuditEntry:
     """Apply one consent event to its subscriber state (in place) and describe it."""
-    op = item.verdict.op
+    op = effective_op(item.verdict, policy)
     assert op is not None and item.verdict.source is not None
     previous = state.status
-    new_status = SUBSCRIBER_STATUS_FOR_OP.get(op)
     superseded = False
-    if new_status is not None:
+    if op in CONSENT_FOR_OP:
         if _is_newer(item.order, state.last):
-            state.status, state.last, state.changed = new_status, item.order, True
+            state.consent, state.last, state.changed = CONSENT_FOR_OP[op], item.order, True
+        else:
+            superseded = True
+    elif op == POSSIBLE_OPT_OUT and policy == "review":
+        if _is_newer(item.order, state.review_last):
+            state.review_state, state.review_last, state.changed = "pending", item.order, True
         else:
             superseded = True
     return _entry(
@@ -274,7 +325,7 @@ def _carrier_key(item: Classified) -> tuple[str, str] | None:
 
 
 def apply_classified(
-    conn: psycopg.Connection, items: Sequence[Classified]
+    conn: psycopg.Connection, items: Sequence[Classified], rules: Rules
 ) -> tuple[list[AuditEntry], list[tuple[int, str, str]]]:
     """Apply consent events; return their audit entries and inbox outcomes."""
     outcomes: list[tuple[int, str, str]] = []
@@ -293,7 +344,7 @@ def apply_classified(
     # Oldest first, so the audit trail of one batch reads in the order things happened.
     for item in sorted(consent, key=lambda i: i.order):
         key = (item.message.messaging_profile_id, item.message.subscriber_number)
-        entry = apply_to_subscriber(item, subscribers[key])
+        entry = apply_to_subscriber(item, subscribers[key], rules.possible_opt_out_policy)
         entries.append(entry)
         notes = [("superseded " if entry.superseded else "") + entry.action]
         carrier_key = carrier_keys[item.event.pk]
@@ -302,7 +353,7 @@ def apply_classified(
             entries.append(carrier_entry)
             notes.append(("superseded " if carrier_entry.superseded else "") + carrier_entry.action)
         outcomes.append((item.event.pk, "processed", ", ".join(notes)))
-    _save_subscribers(conn, subscribers)
+    save_subscribers(conn, subscribers)
     _save_carrier_blocks(conn, blocks)
     return entries, outcomes
 
@@ -311,7 +362,7 @@ def apply_claimed(
     conn: psycopg.Connection,
     claimed: Sequence[ClaimedEvent],
     max_attempts: int,
-    table: KeywordTable = DEFAULT_TABLE,
+    rules: Rules = Rules(),
 ) -> BatchResult:
     """Classify and apply claimed events inside the caller's transaction."""
     result = BatchResult(claimed=len(claimed))
@@ -324,9 +375,16 @@ def apply_claimed(
                 done.append((event.pk, "ignored", envelope.event_type))
                 continue
             message = parse_inbound_message(envelope)
-            items.append(
-                Classified(event, message, classify(message.text, message.autoresponse_type, table))
+            verdict = rules.engine.classify(
+                message.text,
+                message.autoresponse_type,
+                message.messaging_profile_id,
+                country_of(message.subscriber_number),
             )
+            if verdict.op == POSSIBLE_OPT_OUT and rules.possible_opt_out_policy == "ignore":
+                # Kept in the inbox as an ordinary message: policy says intent changes nothing.
+                verdict = Verdict(None, None, None, verdict.normalized, "intent ignored by policy")
+            items.append(Classified(event, message, verdict))
         except InvalidPayload as exc:
             done.append((event.pk, "invalid", str(exc)))
         except Exception as exc:  # a poison event: count the attempt, never block the others
@@ -336,7 +394,7 @@ def apply_claimed(
                 == "failed"
             ):
                 result.failed += 1
-    entries, outcomes = apply_classified(conn, items)
+    entries, outcomes = apply_classified(conn, items, rules)
     audit.append(conn, entries)
     done.extend(outcomes)
     inbox.mark_done(conn, done)
@@ -357,7 +415,7 @@ def drain(
     *,
     batch_size: int,
     max_attempts: int,
-    table: KeywordTable = DEFAULT_TABLE,
+    rules: Rules = Rules(),
     time_budget_seconds: float = 20.0,
 ) -> BatchResult:
     """Apply pending events batch after batch until none are due or the budget is spent.
@@ -375,12 +433,12 @@ def drain(
                 with conn.transaction():
                     claimed = inbox.claim_pending(conn, batch_size)
                     pks = [event.pk for event in claimed]
-                    total.add(apply_claimed(conn, claimed, max_attempts, table))
+                    total.add(apply_claimed(conn, claimed, max_attempts, rules))
             except psycopg.OperationalError:
                 raise
             except Exception:
                 log.warning("a batch of %d events failed; applying them one by one", len(pks))
-                _apply_one_by_one(conn, pks, max_attempts, table, total)
+                _apply_one_by_one(conn, pks, max_attempts, rules, total)
         if len(pks) < batch_size:
             break
     return total
@@ -390,13 +448,13 @@ def _apply_one_by_one(
     conn: psycopg.Connection,
     pks: Sequence[int],
     max_attempts: int,
-    table: KeywordTable,
+    rules: Rules,
     total: BatchResult,
 ) -> None:
     for pk in pks:
         try:
             with conn.transaction():
-                total.add(apply_claimed(conn, inbox.claim_event(conn, pk), max_attempts, table))
+                total.add(apply_claimed(conn, inbox.claim_event(conn, pk), max_attempts, rules))
         except psycopg.OperationalError:
             raise
         except Exception as exc:

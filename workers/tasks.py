@@ -10,7 +10,7 @@ from psycopg_pool import PoolTimeout
 from app import celery_config
 from app.db import get_pool
 from workers import sync
-from workers.celery_app import celery, settings
+from workers.celery_app import celery, rules, settings
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,7 @@ def _drain() -> sync.BatchResult:
         get_pool(settings.database_url, max_size=2),
         batch_size=settings.worker_batch_size,
         max_attempts=settings.max_attempts,
+        rules=rules,
     )
 
 

@@ -1,0 +1,254 @@
+"""Custom keyword configurations: Telnyx's ``autoresp_configs``, their limits, and the engine
+that picks the right ones for a message (messaging profile, then the sender's country).
+
+Pure: no Flask, no Celery, no database.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+
+from workers.keywords import (
+    DEFAULT_TABLE,
+    HELP,
+    OP_ALIASES,
+    START,
+    STOP,
+    TELNYX_DEFAULT_KEYWORDS,
+    KeywordTable,
+    Verdict,
+    classify,
+    match_key,
+    normalize,
+)
+
+MAX_KEYWORDS = 20
+MIN_RESPONSE_CHARS = 20
+ANY_COUNTRY = "*"
+# Telnyx: START, STOP and HELP cannot be reassigned to another op.
+RESERVED = {"start": START, "stop": STOP, "help": HELP}
+# Ours, stricter than Telnyx: a word the FCC makes a valid revocation per se must never mean
+# anything but stop (mapping END to a custom "start" would turn opt-outs into opt-ins).
+FCC_PER_SE = ("stop", "quit", "end", "revoke", "opt out", "cancel", "unsubscribe")
+_OP_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,39}$")
+
+
+class KeywordsFileError(ValueError):
+    """An unusable configuration file; ``problems`` holds one line per problem."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(f"{source}: {len(problems)} problem(s): " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class AutorespConfig:
+    op: str  # as configured, lower case: start, stop, help, info or a custom name
+    keywords: tuple[str, ...]
+    resp_text: str
+    country_code: str  # ISO 3166-1 alpha-2, upper case, or "*"
+    messaging_profile_id: str | None = None  # None: every profile
+    id: str | None = None  # Telnyx's id, when pulled from the API
+
+    @property
+    def canonical_op(self) -> str:
+        return OP_ALIASES.get(self.op, self.op)
+
+    def as_telnyx_body(self) -> dict[str, Any]:
+        return {"op": self.op, "keywords": list(self.keywords), "resp_text": self.resp_text,
+                "country_code": self.country_code}  # fmt: skip
+
+    def as_file_entry(self) -> dict[str, Any]:
+        entry = self.as_telnyx_body()
+        if self.messaging_profile_id:
+            entry["messaging_profile_id"] = self.messaging_profile_id
+        return entry
+
+
+def _describe(index: int, raw: Any) -> str:
+    if isinstance(raw, dict):
+        return f"config {index} (op {raw.get('op')!r}, country {raw.get('country_code')!r})"
+    return f"config {index}"
+
+
+def parse_configs(document: Any) -> tuple[list[AutorespConfig], list[str]]:
+    """Read a list of configuration objects; return the valid ones and one line per problem."""
+    if not isinstance(document, list):
+        return [], ["the file must hold a JSON list of configuration objects"]
+    configs: list[AutorespConfig] = []
+    problems: list[str] = []
+    for index, raw in enumerate(document, start=1):
+        where = _describe(index, raw)
+        if not isinstance(raw, dict):
+            problems.append(f"{where}: must be a JSON object")
+            continue
+        found: list[str] = []
+        op = raw.get("op")
+        if not isinstance(op, str) or not _OP_NAME.match(op.strip().lower()):
+            found.append("op must be start, stop, help (or info) or a custom name like 'promo'")
+            op = ""
+        op = op.strip().lower()
+        canonical = OP_ALIASES.get(op, op)
+        keywords = raw.get("keywords")
+        if not isinstance(keywords, list) or not keywords:
+            found.append("keywords must be a non-empty list")
+            keywords = []
+        elif len(keywords) > MAX_KEYWORDS:
+            found.append(f"has {len(keywords)} keywords; Telnyx allows at most {MAX_KEYWORDS}")
+        clean: list[str] = []
+        for keyword in keywords:
+            if not isinstance(keyword, str) or not normalize(keyword):
+                found.append(f"keyword {keyword!r} is empty or not text")
+                continue
+            clean.append(keyword.strip())
+            key = match_key(normalize(keyword))
+            for word, reserved_op in RESERVED.items():
+                if key == match_key(word) and canonical != reserved_op:
+                    found.append(
+                        f"keyword {keyword!r} is reserved for op {reserved_op}; "
+                        f"Telnyx does not let {word.upper()} be reassigned"
+                    )
+            if (
+                canonical != STOP
+                and key in {match_key(w) for w in FCC_PER_SE}
+                and (key not in {match_key(w) for w in RESERVED})
+            ):
+                found.append(
+                    f"keyword {keyword!r} revokes consent per se (FCC 24-24) and may only "
+                    "belong to op stop"
+                )
+        resp_text = raw.get("resp_text")
+        if not isinstance(resp_text, str):
+            found.append("resp_text must be text")
+            resp_text = ""
+        elif canonical in (START, STOP, HELP) and len(resp_text.strip()) < MIN_RESPONSE_CHARS:
+            found.append(
+                f"resp_text is {len(resp_text.strip())} characters; {canonical} responses need "
+                f"at least {MIN_RESPONSE_CHARS}"
+            )
+        country = raw.get("country_code")
+        if not isinstance(country, str) or not (
+            country == ANY_COUNTRY or country.upper() in phonenumbers.SUPPORTED_REGIONS
+        ):
+            found.append(f"country_code {country!r} is not an ISO 3166-1 alpha-2 code or '*'")
+            country = ANY_COUNTRY
+        profile = raw.get("messaging_profile_id")
+        if profile is not None and (not isinstance(profile, str) or not profile.strip()):
+            found.append("messaging_profile_id, when given, must be a non-empty string")
+            profile = None
+        if found:
+            problems.extend(f"{where}: {problem}" for problem in found)
+            continue
+        configs.append(
+            AutorespConfig(
+                op=op, keywords=tuple(clean), resp_text=resp_text,
+                country_code=country.upper() if country != ANY_COUNTRY else ANY_COUNTRY,
+                messaging_profile_id=profile.strip() if profile else None,
+                id=raw.get("id") if isinstance(raw.get("id"), str) else None,
+            )
+        )  # fmt: skip
+    problems.extend(_clashes(configs))
+    return configs, problems
+
+
+def _clashes(configs: Iterable[AutorespConfig]) -> list[str]:
+    """The same keyword given two different ops within one (profile, country) scope."""
+    seen: dict[tuple[str | None, str, str], str] = {}
+    problems = []
+    for config in configs:
+        for keyword in config.keywords:
+            scope = (
+                config.messaging_profile_id,
+                config.country_code,
+                match_key(normalize(keyword)),
+            )
+            other = seen.setdefault(scope, config.canonical_op)
+            if other != config.canonical_op:
+                problems.append(
+                    f"keyword {keyword!r} is given to both op {other} and op {config.op} "
+                    f"for country {config.country_code}"
+                )
+    return problems
+
+
+def load_keywords_file(path: Path) -> list[AutorespConfig]:
+    """Read and validate a KEYWORDS_FILE; raise KeywordsFileError with every problem."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise KeywordsFileError(str(path), [f"cannot be read: {exc.strerror}"]) from None
+    except json.JSONDecodeError as exc:
+        raise KeywordsFileError(str(path), [f"is not JSON: {exc}"]) from None
+    configs, problems = parse_configs(document)
+    if problems:
+        raise KeywordsFileError(str(path), problems)
+    return configs
+
+
+class KeywordEngine:
+    """Classifies texts with the configurations that apply to a message."""
+
+    def __init__(self, configs: Sequence[AutorespConfig] = ()) -> None:
+        self.configs = tuple(configs)
+
+    def _scoped(self, profile: str | None, country: str | None) -> list[list[AutorespConfig]]:
+        # Country-specific before "*"; within each, the profile's own before every profile's.
+        groups = []
+        for wanted_country in (country, ANY_COUNTRY):
+            if wanted_country is None:
+                continue
+            for wanted_profile in (profile, None):
+                group = [
+                    c for c in self.configs
+                    if c.country_code == wanted_country and c.messaging_profile_id == wanted_profile
+                ]  # fmt: skip
+                if group:
+                    groups.append(group)
+        return groups
+
+    @lru_cache(maxsize=1024)  # noqa: B019 - engines live as long as the process
+    def tables(self, profile: str | None, country: str | None) -> tuple[KeywordTable, ...]:
+        custom = [
+            KeywordTable((c.canonical_op, c.keywords) for c in group)
+            for group in self._scoped(profile, country)
+        ]
+        return (*custom, DEFAULT_TABLE)
+
+    def classify(
+        self, text: str, autoresponse_type: str | None, profile: str | None, country: str | None
+    ) -> Verdict:
+        return classify(text, autoresponse_type, tables=self.tables(profile, country))
+
+    @lru_cache(maxsize=1024)  # noqa: B019
+    def _telnyx_table(self, profile: str | None, country: str | None) -> KeywordTable:
+        lists: list[tuple[str, Iterable[str]]] = [
+            (c.canonical_op, c.keywords)
+            for group in self._scoped(profile, country)
+            for c in group
+            if c.canonical_op in (START, STOP, HELP)
+        ]
+        return KeywordTable([*lists, *TELNYX_DEFAULT_KEYWORDS.items()])
+
+    def telnyx_autoresponse_type(
+        self, text: str, profile: str | None, country: str | None
+    ) -> str | None:
+        """What Telnyx would put in ``autoresponse_type``: its default keywords and the custom
+        keywords of start/stop/help configurations, by exact match only (never look-alikes,
+        REVOKE or free text)."""
+        match = self._telnyx_table(profile, country).lookup(normalize(text))
+        if match is None or match[2] != "exact":
+            return None
+        return match[0].upper()
+
+
+def engine_from_file(path: Path | None) -> KeywordEngine:
+    """The engine for KEYWORDS_FILE (defaults only when unset); KeywordsFileError if invalid."""
+    return KeywordEngine(load_keywords_file(path) if path else ())
