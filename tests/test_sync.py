@@ -13,9 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app import inbox
+from app.consent import can_send
 from app.simulate import encode, message_received
 from tests.conftest import example, fresh_ids, new_profile
+from tests.keyword_configs import KEYWORDS
 from workers import sync
+from workers.autoresp import KeywordEngine, parse_configs
+from workers.review import ReviewError, decide, list_pending
 
 SUBSCRIBER = "+13125550147"
 LONG_CODE = "+17735550188"
@@ -366,3 +370,193 @@ def test_drain_isolates_an_event_the_database_refuses_and_applies_the_rest(
     assert (status, attempts) == ("failed", 3)
     assert "CheckViolation" in error
     assert result.failed == 1
+
+
+# --- keyword engine rules through the worker -----------------------------------------------------
+
+
+MEXICAN = "+525512345678"
+ENGINE = KeywordEngine(parse_configs(KEYWORDS)[0])
+
+
+def apply_with(conn: psycopg.Connection, policy: str = "review") -> sync.BatchResult:
+    rules = sync.Rules(ENGINE, policy)
+    total = sync.BatchResult()
+    while claimed := inbox.claim_pending(conn, 100):
+        total.add(sync.apply_claimed(conn, claimed, max_attempts=3, rules=rules))
+    return total
+
+
+def test_spanish_keywords_opt_a_mexican_number_out_and_back_in(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    now = datetime.now(UTC)
+    deliver(db, event("parar", profile=profile, number=MEXICAN, at=now))
+    apply_with(db)
+    assert status_of(db, profile, MEXICAN) == "opted_out"
+    deliver(db, event("Inicio", profile=profile, number=MEXICAN, at=now + timedelta(seconds=1)))
+    apply_with(db)
+    assert status_of(db, profile, MEXICAN) == "opted_in"
+    rows = audit_rows(db, profile)
+    assert [(r["action"], r["source"], r["country"]) for r in rows] == [
+        ("opt_out", "keyword", "MX"), ("opt_in", "keyword", "MX"),
+    ]  # fmt: skip
+
+
+def test_custom_op_is_audited_as_custom_and_changes_no_consent(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    deliver(db, event("STOP", profile=profile, at=datetime(2026, 1, 1, tzinfo=UTC)))
+    deliver(db, event("hours", profile=profile, at=datetime(2026, 1, 2, tzinfo=UTC)))
+    apply_with(db)
+    custom = audit_rows(db, profile)[-1]
+    assert (custom["action"], custom["text"]) == ("custom", "hours")
+    assert (custom["previous_status"], custom["new_status"]) == ("opted_out", "opted_out")
+
+
+def test_possible_opt_out_holds_the_number_for_review(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    deliver(db, fresh_ids(example("possible_opt_out"), profile))
+    apply_with(db, "review")
+    assert status_of(db, profile) == "review"
+    (row,) = audit_rows(db, profile)
+    assert (row["action"], row["source"], row["new_status"]) == (
+        "possible_opt_out",
+        "intent",
+        "review",
+    )
+    (answer,) = can_send(db, profile, LONG_CODE, [SUBSCRIBER])
+    assert (answer.allowed, answer.reasons) == (False, ["pending_review"])
+    held = [r for r in list_pending(db, profile)]
+    assert [(r["phone_number"], r["text"]) for r in held] == [
+        (SUBSCRIBER, "please stop texting me, thanks")
+    ]
+
+
+def test_operator_confirms_a_review_and_the_number_is_opted_out(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    deliver(db, event("please stop texting me", profile=profile))
+    apply_with(db)
+    decision = decide(db, profile, SUBSCRIBER, "confirm")
+    assert (decision.previous_status, decision.new_status) == ("review", "opted_out")
+    assert status_of(db, profile) == "opted_out"
+    row = audit_rows(db, profile)[-1]
+    assert (row["action"], row["source"], row["text"]) == (
+        "review_confirmed", "operator", "please stop texting me",
+    )  # fmt: skip
+    with pytest.raises(ReviewError, match="not held for review"):
+        decide(db, profile, SUBSCRIBER, "dismiss")
+
+
+def test_operator_dismisses_a_review_and_the_last_consent_decides_again(
+    db: psycopg.Connection,
+) -> None:
+    profile = new_profile()
+    deliver(db, event("START", profile=profile, at=datetime(2026, 1, 1, tzinfo=UTC)))
+    deliver(
+        db, event("remove me from this list", profile=profile, at=datetime(2026, 1, 2, tzinfo=UTC))
+    )
+    apply_with(db)
+    assert status_of(db, profile) == "review"
+    decide(db, profile, SUBSCRIBER, "dismiss")
+    assert status_of(db, profile) == "opted_in"
+    assert audit_rows(db, profile)[-1]["action"] == "review_dismissed"
+    assert list_pending(db, profile) == []
+
+
+def test_explicit_start_after_a_possible_opt_out_releases_the_hold(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    deliver(
+        db, event("please stop texting me", profile=profile, at=datetime(2026, 1, 1, tzinfo=UTC))
+    )
+    deliver(db, event("START", profile=profile, at=datetime(2026, 1, 2, tzinfo=UTC)))
+    apply_with(db)
+    assert status_of(db, profile) == "opted_in"
+
+
+def test_possible_opt_out_never_weakens_an_opt_out(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    deliver(db, event("STOP", profile=profile, at=datetime(2026, 1, 1, tzinfo=UTC)))
+    deliver(
+        db, event("please stop texting me", profile=profile, at=datetime(2026, 1, 2, tzinfo=UTC))
+    )
+    apply_with(db)
+    assert status_of(db, profile) == "opted_out"
+    assert list_pending(db, profile) == []
+
+
+def test_policy_opt_out_treats_intent_as_an_opt_out_without_carrier_block(
+    db: psycopg.Connection,
+) -> None:
+    profile = new_profile()
+    deliver(db, event("please stop texting me", profile=profile, to=TOLL_FREE))
+    apply_with(db, "opt_out")
+    assert status_of(db, profile) == "opted_out"
+    assert not carrier_blocked(db, TOLL_FREE)
+    (row,) = audit_rows(db, profile)
+    assert (row["action"], row["source"]) == ("opt_out", "intent")
+
+
+def test_policy_ignore_keeps_intent_as_an_ordinary_message(db: psycopg.Connection) -> None:
+    profile = new_profile()
+    deliver(db, event("please stop texting me", profile=profile))
+    result = apply_with(db, "ignore")
+    assert result.outcomes == {"ordinary": 1}
+    assert status_of(db, profile) is None and audit_rows(db, profile) == []
+
+
+INTENT_KEYS = KEYS[:2]
+
+
+def expected_with_review(specs: list[tuple[Any, ...]]) -> dict[Any, str]:
+    consent: dict[Any, tuple[Any, str]] = {}
+    review: dict[Any, Any] = {}
+    for index, (key, text, minute) in enumerate(specs):
+        order = (minute, f"evt-{index:04d}")
+        if text == "INTENT":
+            if key not in review or order > review[key]:
+                review[key] = order
+        elif key not in consent or order > consent[key][0]:
+            consent[key] = (order, "opted_in" if text == "START" else "opted_out")
+    result = {}
+    for key in set(consent) | set(review):
+        status = consent.get(key, (None, "unknown"))[1]
+        if (
+            status != "opted_out"
+            and key in review
+            and (key not in consent or review[key] > consent[key][0])
+        ):
+            status = "review"
+        result[key] = status
+    return result
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    specs=st.lists(
+        st.tuples(st.sampled_from(INTENT_KEYS), st.sampled_from(["STOP", "START", "INTENT"]),
+                  st.integers(0, 4)),
+        min_size=1, max_size=10,
+    ),
+    data=st.data(),
+)  # fmt: skip
+def test_review_holds_end_in_the_same_state_in_any_order(
+    sync_database: str, specs: list[tuple[Any, ...]], data: st.DataObject
+) -> None:
+    base = datetime(2026, 7, 1, tzinfo=UTC)
+    run = uuid.uuid4().hex[:8]
+    payloads = []
+    for index, ((profile, number), text, minute) in enumerate(specs):
+        words = "please stop texting me" if text == "INTENT" else text
+        payload = event(words, profile=f"{profile}-{run}", number=number,
+                        at=base + timedelta(minutes=minute))  # fmt: skip
+        payload["data"]["id"] = f"evt-{index:04d}"
+        payloads.append(payload)
+    deliveries = data.draw(st.permutations([p for p in payloads for _ in range(2)]))
+    with psycopg.connect(sync_database) as conn, conn.transaction(force_rollback=True):
+        conn.execute("DELETE FROM webhook_events WHERE event_id LIKE 'evt-%%'")
+        for payload in deliveries:
+            deliver(conn, payload)
+            if data.draw(st.booleans()):
+                apply_with(conn)
+        apply_with(conn)
+        for (profile, number), status in expected_with_review(specs).items():
+            assert status_of(conn, f"{profile}-{run}", number) == status
