@@ -254,11 +254,21 @@ def e2e_settings(
 
 
 @pytest.fixture(scope="module")
+def worker_extra_env() -> dict[str, str]:
+    """Extra environment for the module's worker; a test module overrides it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def celery_worker(
-    e2e_settings: Settings, signing_key: SigningKey, tmp_path_factory: pytest.TempPathFactory
+    e2e_settings: Settings,
+    signing_key: SigningKey,
+    tmp_path_factory: pytest.TempPathFactory,
+    worker_extra_env: dict[str, str],
 ) -> Iterator[CeleryWorker]:
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    worker = CeleryWorker(e2e_settings, service_env(e2e_settings, signing_key), log_path)
+    env = service_env(e2e_settings, signing_key) | worker_extra_env
+    worker = CeleryWorker(e2e_settings, env, log_path)
     worker.start()
     yield worker
     worker.stop()
