@@ -252,3 +252,92 @@ class KeywordEngine:
 def engine_from_file(path: Path | None) -> KeywordEngine:
     """The engine for KEYWORDS_FILE (defaults only when unset); KeywordsFileError if invalid."""
     return KeywordEngine(load_keywords_file(path) if path else ())
+
+
+# --- keeping Telnyx's configurations in step with a file ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # create | update | delete
+    local: AutorespConfig | None
+    remote: AutorespConfig | None
+
+    def describe(self) -> str:
+        config = self.local or self.remote
+        assert config is not None
+        where = f"op {config.op} country {config.country_code}"
+        if self.kind == "create":
+            return f"+ create {where}: keywords {list(config.keywords)}"
+        assert self.remote is not None
+        if self.kind == "delete":
+            return f"- delete {self.remote.id} {where}: keywords {list(self.remote.keywords)}"
+        assert self.local is not None
+        parts = []
+        if _keyword_set(self.local) != _keyword_set(self.remote):
+            parts.append(f"keywords {list(self.remote.keywords)} -> {list(self.local.keywords)}")
+        if self.local.resp_text != self.remote.resp_text:
+            parts.append(f"resp_text {self.remote.resp_text!r} -> {self.local.resp_text!r}")
+        if self.local.op != self.remote.op:
+            parts.append(f"op {self.remote.op} -> {self.local.op}")
+        return f"~ update {self.remote.id} {where}: " + "; ".join(parts)
+
+
+def _keyword_set(config: AutorespConfig) -> set[str]:
+    return {match_key(normalize(k)) for k in config.keywords}
+
+
+def _same(local: AutorespConfig, remote: AutorespConfig) -> bool:
+    return (
+        local.canonical_op == remote.canonical_op
+        and local.op == remote.op
+        and _keyword_set(local) == _keyword_set(remote)
+        and local.resp_text == remote.resp_text
+    )
+
+
+def from_telnyx(item: dict[str, Any], profile_id: str) -> AutorespConfig:
+    """A configuration as Telnyx's API returns it (fields beyond ours are ignored)."""
+    return AutorespConfig(
+        op=str(item.get("op", "")).lower(),
+        keywords=tuple(str(k) for k in item.get("keywords") or ()),
+        resp_text=str(item.get("resp_text") or ""),
+        country_code=str(item.get("country_code") or ANY_COUNTRY).upper()
+        if item.get("country_code") != ANY_COUNTRY
+        else ANY_COUNTRY,
+        messaging_profile_id=profile_id,
+        id=str(item["id"]) if item.get("id") else None,
+    )
+
+
+def for_profile(configs: Iterable[AutorespConfig], profile_id: str) -> list[AutorespConfig]:
+    """The configurations of a file that apply to one messaging profile."""
+    return [c for c in configs if c.messaging_profile_id in (None, profile_id)]
+
+
+def plan_changes(local: Sequence[AutorespConfig], remote: Sequence[AutorespConfig]) -> list[Change]:
+    """What to create, update and delete on Telnyx so that it holds exactly ``local``.
+
+    A local configuration pairs with the remote one of the same ``id`` (files written by
+    ``autoresp pull`` carry it), else with an unpaired remote one of the same op and country.
+    """
+    unpaired = list(remote)
+    pairs: list[tuple[AutorespConfig, AutorespConfig | None]] = []
+    for config in local:
+        match = next((r for r in unpaired if config.id and r.id == config.id), None)
+        if match is None:
+            match = next(
+                (r for r in unpaired
+                 if (r.canonical_op, r.country_code) == (config.canonical_op, config.country_code)),
+                None,
+            )  # fmt: skip
+        if match is not None:
+            unpaired.remove(match)
+        pairs.append((config, match))
+    changes = [
+        Change("create", config, None) if match is None else Change("update", config, match)
+        for config, match in pairs
+        if match is None or not _same(config, match)
+    ]
+    changes.extend(Change("delete", None, r) for r in unpaired)
+    return changes
