@@ -65,7 +65,9 @@ def test_simulated_autoresponse_type_is_set_only_for_telnyx_keywords() -> None:
     assert telnyx("Unstop", "p", "US") == "START"
     assert telnyx("help", "p", "US") == "HELP"
     assert telnyx("REVOKE", "p", "US") is None
+    assert telnyx(" stop all ", "p", "US") == "STOP"
     assert telnyx("ЅТОР", "p", "US") is None  # Telnyx matches exactly; look-alikes are ours
+    assert telnyx("𝐒𝐓𝐎𝐏", "p", "US") is None
     assert telnyx("please stop texting me", "p", "US") is None
 
 

@@ -228,25 +228,31 @@ class KeywordEngine:
         return classify(text, autoresponse_type, tables=self.tables(profile, country))
 
     @lru_cache(maxsize=1024)  # noqa: B019
-    def _telnyx_table(self, profile: str | None, country: str | None) -> KeywordTable:
+    def _telnyx_keywords(self, profile: str | None, country: str | None) -> dict[str, str]:
         lists: list[tuple[str, Iterable[str]]] = [
-            (c.canonical_op, c.keywords)
-            for group in self._scoped(profile, country)
-            for c in group
-            if c.canonical_op in (START, STOP, HELP)
+            *TELNYX_DEFAULT_KEYWORDS.items(),
+            *(
+                (c.canonical_op, c.keywords)
+                for group in self._scoped(profile, country)
+                for c in group
+                if c.canonical_op in (START, STOP, HELP)
+            ),
         ]
-        return KeywordTable([*lists, *TELNYX_DEFAULT_KEYWORDS.items()])
+        return {_telnyx_form(k): op for op, keywords in lists for k in keywords}
 
     def telnyx_autoresponse_type(
         self, text: str, profile: str | None, country: str | None
     ) -> str | None:
         """What Telnyx would put in ``autoresponse_type``: its default keywords and the custom
-        keywords of start/stop/help configurations, by exact match only (never look-alikes,
-        REVOKE or free text)."""
-        match = self._telnyx_table(profile, country).lookup(normalize(text))
-        if match is None or match[2] != "exact":
-            return None
-        return match[0].upper()
+        keywords of start/stop/help configurations, matched exactly (case and surrounding
+        space aside). Never for REVOKE, look-alikes, styled letters or free text."""
+        op = self._telnyx_keywords(profile, country).get(_telnyx_form(text))
+        return op.upper() if op else None
+
+
+def _telnyx_form(text: str) -> str:
+    # Telnyx documents exact keyword matching; we assume it ignores case and outer spaces.
+    return " ".join(text.split()).casefold()
 
 
 def engine_from_file(path: Path | None) -> KeywordEngine:
