@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from flask import Blueprint, Response, abort, current_app, jsonify, make_response, request
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    make_response,
+    request,
+    stream_with_context,
+)
 from psycopg_pool import PoolTimeout
 
-from app import consent
+from app import consent, exports
 from app.config import Settings
 from app.db import get_pool
 from app.phones import InvalidPhoneNumber, to_e164
+from app.telnyx_events import InvalidPayload, parse_timestamp
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 MAX_BATCH = 50_000
@@ -132,3 +144,49 @@ def can_send_many() -> Response:
     with _connection() as conn:
         answers = consent.can_send(conn, profile, sender, numbers)
     return jsonify(results=[asdict(answer) for answer in answers])
+
+
+_CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+
+
+def _time_arg(name: str) -> datetime | None:
+    value = request.args.get(name)
+    if not value:
+        return None
+    try:
+        return parse_timestamp(value, name)
+    except InvalidPayload as exc:
+        raise BadRequest(str(exc)) from None
+
+
+@bp.get("/exports/audit")
+def export_audit() -> Response:
+    """The audit export of spec §6, streamed from PostgreSQL as it is produced."""
+    try:
+        export = exports.ExportRequest(
+            kind="audit",
+            format=request.args.get("format", "csv"),
+            since=_time_arg("since"),
+            until=_time_arg("until"),
+            profile=request.args.get("messaging_profile_id") or None,
+            spreadsheet_safe=request.args.get("spreadsheet_safe", "") in ("1", "true", "yes"),
+        )
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    settings: Settings = current_app.config["SETTINGS"]
+    assert settings.database_url is not None
+    pool = get_pool(settings.database_url)
+    conn = pool.getconn(timeout=2.0)  # held for the whole stream, returned when it ends
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield from exports.stream(conn, export)
+        finally:
+            pool.putconn(conn)
+
+    filename = export.filename(datetime.now(UTC))
+    return Response(
+        stream_with_context(body()),
+        content_type=_CONTENT_TYPES[export.format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -8,6 +8,7 @@ from app.config import Settings
 
 APPLY_PENDING_TASK = "optout_sync.apply_pending"
 SWEEP_TASK = "optout_sync.sweep"
+PRUNE_TASK = "optout_sync.prune_inbox"
 
 # Longer than any task can run (task_time_limit), so Redis never re-delivers a task that is
 # still running; a task lost with its worker comes back after this, and the sweeper covers it
@@ -42,7 +43,12 @@ def build(settings: Settings) -> dict[str, Any]:
                 "task": SWEEP_TASK,
                 "schedule": float(settings.sweep_interval_seconds),
                 "options": {"queue": queue, "expires": float(settings.sweep_interval_seconds)},
-            }
+            },
+            "prune-inbox-bodies": {
+                "task": PRUNE_TASK,
+                "schedule": 6 * 3600.0,
+                "options": {"queue": queue, "expires": 3600.0},
+            },
         },
         "beat_schedule_filename": str(settings.data_dir / "celerybeat-schedule"),
     }

@@ -467,6 +467,82 @@ def _nudge_worker(settings: Settings) -> None:
         Enqueuer(settings).apply_pending()
 
 
+# --- export ------------------------------------------------------------------------------------
+
+
+def _when(value: str | None, name: str) -> Any:
+    if value is None:
+        return None
+    from app.telnyx_events import InvalidPayload, parse_timestamp
+
+    try:
+        return parse_timestamp(value, name)
+    except InvalidPayload as exc:
+        raise click.BadParameter(str(exc), param_hint=name) from None
+
+
+class _Progress:
+    """Rows written, on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.rows, self.last = total, 0, 0.0
+
+    def update(self, chunk: bytes) -> None:
+        import time
+
+        self.rows += chunk.count(b"\n")
+        now = time.monotonic()
+        if now - self.last > 0.2:
+            self.last = now
+            done = min(self.rows, self.total)
+            click.echo(f"\r{done:,}/{self.total:,} rows ({done / max(self.total, 1):.0%})",
+                       err=True, nl=False)  # fmt: skip
+
+    def finish(self) -> None:
+        click.echo(f"\r{self.total:,}/{self.total:,} rows (100%)", err=True)
+
+
+@main.command(help="Export the audit log, the suppression list or the carrier blocks (streamed).")
+@click.argument("kind", type=click.Choice(["audit", "suppression", "carrier-blocks"]))
+@click.option("--since", default=None, help="ISO 8601; inclusive.")
+@click.option("--until", default=None, help="ISO 8601; exclusive.")
+@click.option("--profile", default=None, help="Messaging profile id.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv",
+              show_default=True)  # fmt: skip
+@click.option("--output", "-o", default="-", show_default=True, help="File, or - for stdout.")
+@click.option(
+    "--spreadsheet-safe",
+    is_flag=True,
+    help="Prefix cells starting with = + - @ with ' (E.164 numbers start with +).",
+)
+def export(
+    kind: str, since: str | None, until: str | None, profile: str | None, fmt: str,
+    output: str, spreadsheet_safe: bool,
+) -> None:  # fmt: skip
+    from app import exports
+
+    try:
+        request = exports.ExportRequest(kind, fmt, _when(since, "--since"), _when(until, "--until"),
+                                        profile, spreadsheet_safe)  # fmt: skip
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    with connect(_database_url(_settings())) as conn:
+        progress = _Progress(exports.count_rows(conn, request)) if sys.stderr.isatty() else None
+        sink = sys.stdout.buffer if output == "-" else open(output, "wb")  # noqa: SIM115
+        try:
+            for chunk in exports.stream(conn, request):
+                sink.write(chunk)
+                if progress:
+                    progress.update(chunk)
+        finally:
+            if sink is not sys.stdout.buffer:
+                sink.close()
+            else:
+                sink.flush()
+    if progress:
+        progress.finish()
+
+
 # --- audit -------------------------------------------------------------------------------------
 
 
@@ -476,12 +552,47 @@ def audit() -> None:
 
 
 @audit.command("verify", help="Check the hash chain; non-zero exit and the first broken row.")
-def audit_verify() -> None:
+@click.option(
+    "--anchor",
+    default=None,
+    metavar="SEQ:HASH",
+    help="A head printed by an earlier verify and kept elsewhere: proves no rewrite.",
+)
+def audit_verify(anchor: str | None) -> None:
     from workers import audit as audit_log
 
+    kept = None
+    if anchor:
+        seq, _, digest = anchor.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise click.BadParameter(
+                "expected SEQ:HASH as printed by audit verify", param_hint="--anchor"
+            )
+        kept = audit_log.ChainHead(int(seq), digest)
     with connect(_database_url(_settings())) as conn:
-        count, broken = audit_log.verify(conn)
+        count, broken, head = audit_log.verify(conn, kept)
     if broken:
         click.echo(f"audit chain BROKEN at seq {broken.seq}: {broken.reason}", err=True)
         sys.exit(1)
-    click.echo(f"audit chain intact: {count} rows")
+    click.echo(f"audit chain intact: {count} rows" + (f"; head {head}" if head else ""))
+
+
+@audit.command("stats", help="Counts by action and source, and time-to-honour percentiles.")
+@click.option("--since", default=None, help="ISO 8601; rows recorded from then on.")
+@click.option("--profile", default=None, help="Messaging profile id.")
+def audit_stats(since: str | None, profile: str | None) -> None:
+    from app.consent import audit_stats as compute
+
+    with connect(_database_url(_settings())) as conn:
+        stats = compute(conn, _when(since, "--since"), profile)
+    click.echo(f"{'action':<18} {'source':<10} {'rows':>10}")
+    for action, source, rows in stats.counts:
+        click.echo(f"{action:<18} {source:<10} {rows:>10,}")
+    click.echo(f"{'total':<29} {sum(r for _, _, r in stats.counts):>10,}")
+    click.echo("\ntime to honour (received -> applied), seconds:")
+    for label, values in (("all events", stats.honored_all), ("opt-outs", stats.honored_opt_out)):
+        if values is None:
+            click.echo(f"  {label:<11} no rows")
+            continue
+        p50, p90, p99, worst = values
+        click.echo(f"  {label:<11} p50 {p50:.3f}  p90 {p90:.3f}  p99 {p99:.3f}  max {worst:.3f}")

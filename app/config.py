@@ -67,6 +67,7 @@ class Settings:
     worker_batch_size: int = 500
     sweep_interval_seconds: int = 30
     celery_queue: str = "optout-sync"
+    webhook_retention_days: int = 90
     dev_mode: bool = False
 
     @classmethod
@@ -99,6 +100,7 @@ class Settings:
             max_attempts=_int(env, "MAX_ATTEMPTS", 5, minimum=1),
             worker_batch_size=_int(env, "WORKER_BATCH_SIZE", 500, minimum=1),
             sweep_interval_seconds=_int(env, "SWEEP_INTERVAL_SECONDS", 30, minimum=1),
+            webhook_retention_days=_int(env, "WEBHOOK_RETENTION_DAYS", 90, minimum=1),
             celery_queue=env.get("CELERY_QUEUE", "").strip() or "optout-sync",
             dev_mode=env.get("OPTOUT_SYNC_DEV", "").strip() in ("1", "true", "yes"),
         )

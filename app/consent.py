@@ -90,3 +90,38 @@ def can_send(
             reasons.append(CARRIER_BLOCK)
         answers.append(CanSend(to=number, allowed=not reasons, reasons=reasons))
     return answers
+
+
+@dataclass(frozen=True)
+class AuditStats:
+    counts: list[tuple[str, str, int]]
+    honored_all: tuple[float, float, float, float] | None
+    honored_opt_out: tuple[float, float, float, float] | None
+
+
+def audit_stats(
+    conn: psycopg.Connection, since: Any = None, profile: str | None = None
+) -> AuditStats:
+    """Rows by action and source; p50/p90/p99/max of honored seconds (operator rows aside)."""
+    where = "(%(since)s::timestamptz IS NULL OR recorded_at >= %(since)s)" \
+            " AND (%(profile)s::text IS NULL OR messaging_profile_id = %(profile)s)"  # fmt: skip
+    params = {"since": since, "profile": profile}
+    counts = conn.execute(
+        f"SELECT action, source, count(*) FROM audit_log WHERE {where}"
+        " GROUP BY action, source ORDER BY action, source",
+        params,
+    ).fetchall()
+    honored = "extract(epoch FROM recorded_at - received_at)"
+    percentiles = (
+        f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {honored}),"
+        f" percentile_cont(0.9) WITHIN GROUP (ORDER BY {honored}),"
+        f" percentile_cont(0.99) WITHIN GROUP (ORDER BY {honored}), max({honored})"
+        f" FROM audit_log WHERE {where} AND source <> 'operator' AND received_at IS NOT NULL"
+    )
+    everything = conn.execute(percentiles, params).fetchone()
+    opt_outs = conn.execute(percentiles + " AND action = 'opt_out'", params).fetchone()
+
+    def floats(row: Any) -> tuple[float, float, float, float] | None:
+        return None if row is None or row[0] is None else tuple(float(v) for v in row)  # type: ignore[return-value]
+
+    return AuditStats([(a, s, int(n)) for a, s, n in counts], floats(everything), floats(opt_outs))

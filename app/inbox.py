@@ -138,3 +138,25 @@ def replay_failed(conn: psycopg.Connection) -> int:
         " next_attempt_at = clock_timestamp() WHERE status = 'failed'"
     )
     return cursor.rowcount
+
+
+def prune_bodies(conn: psycopg.Connection, older_than_days: int, batch: int = 10_000) -> int:
+    """Drop raw bodies of events processed more than ``older_than_days`` ago, in batches.
+
+    Only processed events: pending, failed and invalid ones keep their body for replay.
+    The row and its event id stay, so a late redelivery is still answered `duplicate`.
+    """
+    total = 0
+    while True:
+        cursor = conn.execute(
+            "UPDATE webhook_events SET raw_body = '', body_pruned_at = clock_timestamp()"
+            " WHERE pk IN (SELECT pk FROM webhook_events WHERE status = 'processed'"
+            "   AND body_pruned_at IS NULL"
+            "   AND processed_at < clock_timestamp() - make_interval(days => %s)"
+            "   LIMIT %s FOR UPDATE SKIP LOCKED)",
+            (older_than_days, batch),
+        )
+        conn.commit()
+        total += cursor.rowcount
+        if cursor.rowcount < batch:
+            return total

@@ -33,13 +33,22 @@ def audit_db(make_database: Callable[[], str]) -> str:
     return url
 
 
-def verify(url: str) -> tuple[int, audit.ChainBreak | None]:
+def verify(url: str, anchor: audit.ChainHead | None = None) -> tuple[int, audit.ChainBreak | None]:
     with psycopg.connect(url) as conn:
-        return audit.verify(conn)
+        count, broken, _ = audit.verify(conn, anchor)
+    return count, broken
+
+
+def head(url: str) -> audit.ChainHead:
+    with psycopg.connect(url) as conn:
+        found = audit.verify(conn)[2]
+    assert found is not None
+    return found
 
 
 def test_chain_of_appended_rows_verifies(audit_db: str) -> None:
     assert verify(audit_db) == (5, None)
+    assert head(audit_db).seq == 5
 
 
 def test_seq_is_gap_free_across_appends(audit_db: str) -> None:
@@ -92,10 +101,58 @@ def test_verify_catches_a_rehashed_row_by_the_next_link(audit_db: str) -> None:
     )
 
 
+def test_verify_names_a_row_inserted_out_of_order(audit_db: str) -> None:
+    # A forged row at the end, hashed correctly, but dated before the row it follows.
+    with psycopg.connect(audit_db) as conn:
+        cols = ", ".join(audit.CHAINED_FIELDS)
+        last = conn.execute(f"SELECT {cols}, hash FROM audit_log WHERE seq = 5").fetchone()
+    assert last is not None
+    values = [6, datetime(2020, 1, 1, tzinfo=UTC), *last[2 : len(audit.CHAINED_FIELDS)]]
+    digest = audit.row_hash(last[-1], values)
+    with psycopg.connect(audit_db) as conn:
+        conn.execute(
+            f"INSERT INTO audit_log ({cols}, prev_hash, hash) VALUES"
+            f" ({', '.join(['%s'] * len(values))}, %s, %s)",
+            (*values, last[-1], digest),
+        )
+        conn.commit()
+    broken = verify(audit_db)[1]
+    assert broken is not None and broken.seq == 6 and "out of order" in broken.reason
+
+
+def test_anchor_catches_a_chain_rewritten_from_an_edited_row(audit_db: str) -> None:
+    anchor = head(audit_db)
+    # The superuser edits row 5 and recomputes its hash: the chain alone cannot tell.
+    with psycopg.connect(audit_db) as conn:
+        cols = ", ".join((*audit.CHAINED_FIELDS, "prev_hash"))
+        row = conn.execute(f"SELECT {cols} FROM audit_log WHERE seq = 5").fetchone()
+    assert row is not None
+    values = list(row[:-1])
+    values[audit.CHAINED_FIELDS.index("new_status")] = "opted_in"
+    forged = audit.row_hash(row[-1], values)
+    _as_superuser_bypassing_triggers(
+        audit_db, f"UPDATE audit_log SET new_status = 'opted_in', hash = '{forged}' WHERE seq = 5"
+    )
+    assert verify(audit_db) == (5, None)
+    broken = verify(audit_db, anchor)[1]
+    assert broken is not None and broken.seq == 5 and "anchor" in broken.reason
+
+
+def test_anchor_catches_removed_tail_rows(audit_db: str) -> None:
+    anchor = head(audit_db)
+    _as_superuser_bypassing_triggers(audit_db, "DELETE FROM audit_log WHERE seq >= 4")
+    broken = verify(audit_db, anchor)[1]
+    assert broken is not None and broken.seq == 5 and "removed" in broken.reason
+
+
 def test_audit_verify_command_exits_nonzero_naming_the_row(audit_db: str) -> None:
     runner = CliRunner()
     ok = runner.invoke(main, ["audit", "verify"], env={"DATABASE_URL": audit_db})
-    assert ok.exit_code == 0 and "intact: 5 rows" in ok.output
+    assert ok.exit_code == 0 and "intact: 5 rows; head 5:" in ok.output
+    anchor = ok.output.strip().rsplit("head ", 1)[1]
+    anchored = runner.invoke(main, ["audit", "verify", "--anchor", anchor],
+                             env={"DATABASE_URL": audit_db})  # fmt: skip
+    assert anchored.exit_code == 0
     _as_superuser_bypassing_triggers(audit_db, "UPDATE audit_log SET country = 'CA' WHERE seq = 4")
     bad = runner.invoke(main, ["audit", "verify"], env={"DATABASE_URL": audit_db})
     assert bad.exit_code == 1 and "BROKEN at seq 4" in bad.output

@@ -16,6 +16,8 @@ from typing import Any
 
 import psycopg
 
+from app import counters
+
 GENESIS_HASH = "0" * 64
 AUDIT_CHAIN_LOCK_KEY = 0x6F7074_617564  # "opt" "aud"
 
@@ -62,7 +64,11 @@ def row_hash(prev_hash: str, values: Sequence[Any]) -> str:
 
 
 def append(conn: psycopg.Connection, entries: Sequence[AuditEntry]) -> list[int]:
-    """Append entries to the chain inside the caller's transaction; return their seqs."""
+    """Append entries to the chain inside the caller's transaction; return their seqs.
+
+    Also counts them (by action and source, and their time to honour) in metric_counters,
+    under the same lock, so /metrics never disagrees with the log.
+    """
     if not entries:
         return []
     # Held until the caller commits: the chain has one writer at a time.
@@ -85,7 +91,20 @@ def append(conn: psycopg.Connection, entries: Sequence[AuditEntry]) -> list[int]
             copy.write_row((*values, prev_hash, digest))
             prev_hash = digest
             seqs.append(seq)
+    counters.add(conn, _counts(entries, recorded_at))
     return seqs
+
+
+def _counts(entries: Sequence[AuditEntry], recorded_at: datetime) -> counters.Increments:
+    increments = counters.honored_increments(
+        (recorded_at - e.received_at).total_seconds()
+        for e in entries
+        if e.received_at is not None and e.source != "operator"
+    )
+    for entry in entries:
+        labels = f'action="{entry.action}",source="{entry.source}"'
+        increments[(counters.AUDIT_ROWS_METRIC, labels)] += 1
+    return increments
 
 
 @dataclass(frozen=True)
@@ -94,34 +113,66 @@ class ChainBreak:
     reason: str
 
 
-def verify_rows(rows: Iterator[Sequence[Any]]) -> tuple[int, ChainBreak | None]:
+@dataclass(frozen=True)
+class ChainHead:
+    """The last row of an intact chain: publish it somewhere else to anchor the chain, since
+    a superuser could rewrite every row after an edit, but not a hash kept elsewhere."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+
+def verify_rows(
+    rows: Iterator[Sequence[Any]], anchor: ChainHead | None = None
+) -> tuple[int, ChainBreak | None, ChainHead | None]:
     """Check rows of (CHAINED_FIELDS..., prev_hash, hash) in seq order.
 
-    Returns how many rows were checked and the first break, if any.
+    Returns how many rows were intact, the first break if any, and the head of the chain.
     """
     expected_prev, expected_seq, count = GENESIS_HASH, 1, 0
+    previous_recorded: Any = None
     for row in rows:
         values, prev_hash, digest = row[: len(CHAINED_FIELDS)], row[-2], row[-1]
-        seq = values[0]
-        if seq != expected_seq:
-            reason = (
-                f"rows {expected_seq}..{seq - 1} are missing"
-                if seq > expected_seq
-                else f"sequence goes back: expected {expected_seq}"
-            )
-            return count, ChainBreak(seq, reason)
-        if prev_hash != expected_prev:
-            return count, ChainBreak(seq, "prev_hash does not match the previous row's hash")
-        if row_hash(prev_hash, values) != digest:
-            return count, ChainBreak(seq, "content does not match its hash (row was edited)")
-        expected_prev, expected_seq, count = digest, seq + 1, count + 1
-    return count, None
+        problem = _row_problem(values, prev_hash, digest, expected_seq, expected_prev,
+                               previous_recorded, anchor)  # fmt: skip
+        if problem:
+            return count, ChainBreak(values[0], problem), None
+        expected_prev, expected_seq, count = digest, values[0] + 1, count + 1
+        previous_recorded = values[1]
+    if anchor is not None and anchor.seq >= expected_seq:
+        return count, ChainBreak(anchor.seq, "the anchored row no longer exists (removed)"), None
+    return count, None, ChainHead(expected_seq - 1, expected_prev) if count else None
 
 
-def verify(conn: psycopg.Connection) -> tuple[int, ChainBreak | None]:
+def _row_problem(
+    values: Sequence[Any], prev_hash: str, digest: str, expected_seq: int, expected_prev: str,
+    previous_recorded: Any, anchor: ChainHead | None,
+) -> str | None:  # fmt: skip
+    seq, recorded = values[0], values[1]
+    if seq > expected_seq:
+        return f"rows {expected_seq}..{seq - 1} are missing"
+    if seq < expected_seq:
+        return f"sequence goes back: expected {expected_seq}"
+    if prev_hash != expected_prev:
+        return "prev_hash does not match the previous row's hash"
+    if row_hash(prev_hash, values) != digest:
+        return "content does not match its hash (row was edited)"
+    if previous_recorded is not None and recorded < previous_recorded:
+        return "recorded_at is earlier than the previous row's (inserted out of order?)"
+    if anchor is not None and seq == anchor.seq and digest != anchor.hash:
+        return "hash differs from the anchor kept elsewhere (the chain was rewritten)"
+    return None
+
+
+def verify(
+    conn: psycopg.Connection, anchor: ChainHead | None = None
+) -> tuple[int, ChainBreak | None, ChainHead | None]:
     """Recompute the whole chain from the database, streaming with a server-side cursor."""
     columns = ", ".join((*CHAINED_FIELDS, "prev_hash", "hash"))
     with conn.transaction(), conn.cursor(name="audit_verify") as cursor:
         cursor.itersize = 5000
         cursor.execute(f"SELECT {columns} FROM audit_log ORDER BY seq")
-        return verify_rows(iter(cursor))
+        return verify_rows(iter(cursor), anchor)

@@ -7,7 +7,7 @@ import logging
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from app import celery_config
+from app import celery_config, inbox
 from app.db import get_pool
 from workers import sync
 from workers.celery_app import celery, rules, settings
@@ -54,3 +54,15 @@ def sweep() -> dict[str, int]:
     if result.claimed:
         log.info("sweeper applied %d pending events", result.claimed)
     return {"claimed": result.claimed, "processed": result.processed, "failed": result.failed}
+
+
+@celery.task(name=celery_config.PRUNE_TASK, acks_late=True, ignore_result=True)
+def prune_inbox() -> int:
+    """Retention: raw bodies of processed events go after WEBHOOK_RETENTION_DAYS.
+    Audit rows are never pruned."""
+    assert settings.database_url is not None
+    with get_pool(settings.database_url, max_size=2).connection() as conn:
+        pruned = inbox.prune_bodies(conn, settings.webhook_retention_days)
+    if pruned:
+        log.info("pruned the raw bodies of %d processed events", pruned)
+    return pruned
