@@ -120,11 +120,11 @@ class ExportRequest:
         return f"optout-sync-{self.kind}-{now:%Y%m%dT%H%M%SZ}.{self.format}"
 
 
-def _select_expression(column: Column, safe: bool) -> str:
+def _select_expression(column: Column, safe: bool, fmt: str) -> str:
     if column.kind == "time":
         return _iso(column.expression)
-    if column.kind == "boolean":
-        return f"{column.expression}::text"
+    if column.kind == "boolean" and fmt == "csv":
+        return f"{column.expression}::text"  # true/false rather than PostgreSQL's t/f
     if column.kind == "text" and safe:
         value = column.expression
         return f"CASE WHEN {value} ~ '{_FORMULA_START}' THEN '''' || {value} ELSE {value} END"
@@ -135,7 +135,9 @@ def build_query(request: ExportRequest) -> tuple[sql.Composed, dict[str, object]
     """The SELECT of an export (filters bound as parameters)."""
     table, columns, time_column, order = _KINDS[request.kind]
     safe = request.spreadsheet_safe and request.format == "csv"
-    select = ", ".join(f'{_select_expression(c, safe)} AS "{c.name}"' for c in columns)
+    select = ", ".join(
+        f'{_select_expression(c, safe, request.format)} AS "{c.name}"' for c in columns
+    )
     where = [_ALWAYS[request.kind]]
     params: dict[str, object] = {}
     if request.since:
