@@ -42,6 +42,17 @@ def get_pool(url: str, max_size: int = 4) -> ConnectionPool:
     return pool
 
 
+def _forget_after_fork() -> None:
+    # A forked child (Celery's prefork pool) must never touch the parent's pools or a lock
+    # another thread of the parent held at fork time.
+    global _lock
+    _lock = threading.Lock()
+    _pools.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def close_pools() -> None:
     with _lock:
         for key, pool in list(_pools.items()):

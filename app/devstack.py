@@ -103,12 +103,14 @@ class EmbeddedPostgres:
             return None
         return port if _port_open(port) else None
 
-    def start(self) -> str:
-        """Start (or reuse) the server; return a DATABASE_URL."""
+    def start(self, port: int | None = None) -> str:
+        """Start (or reuse) the server, on ``port`` if given; return a DATABASE_URL."""
         self._prepare()
-        port = self.running_port()
-        if port is None:
-            port = free_port()
+        running = self.running_port()
+        if running is not None:
+            port = running
+        else:
+            port = port or free_port()
             options = " ".join(
                 ("-c listen_addresses=127.0.0.1", f"-p {port}", "-c unix_socket_directories=''",
                  *self.extra_options)
@@ -167,11 +169,14 @@ class EmbeddedRedis:
             return None
         return port if _port_open(port) else None
 
-    def start(self) -> str:
+    def start(self, port: int | None = None) -> str:
         self.dir.mkdir(parents=True, exist_ok=True)
-        port = self.running_port()
-        if port is None:
-            port = free_port()
+        running = self.running_port()
+        if running is not None:
+            port = running
+        else:
+            port = port or free_port()
+            self.pidfile.unlink(missing_ok=True)
             subprocess.run(
                 [self.binary(), "--port", str(port), "--bind", "127.0.0.1",
                  "--dir", str(self.dir), "--daemonize", "yes", "--pidfile", str(self.pidfile),
@@ -188,12 +193,11 @@ class EmbeddedRedis:
                 time.sleep(0.05)
         return f"redis://127.0.0.1:{port}/0"
 
-    def stop(self) -> None:
-        import signal
-
+    def stop(self, sig: int = 15) -> None:
+        """Stop the server (SIGTERM: clean; SIGKILL: as if it crashed)."""
         try:
             pid = int(self.pidfile.read_text().strip())
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, sig)
         except (OSError, ValueError):
             return
         deadline = time.monotonic() + 10

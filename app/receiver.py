@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 bp = Blueprint("receiver", __name__)
 
 MAX_BODY_BYTES = 1024 * 1024
-# Telnyx gives up after 2 s: never wait longer than this for a pooled connection.
-POOL_WAIT_SECONDS = 1.0
+# Telnyx gives up after 2 s. A sync gunicorn worker uses one connection at a time, so waiting
+# for one only happens while the database is unreachable: then answer 503 quickly.
+POOL_WAIT_SECONDS = 0.5
 
 
 def _answer(outcome: str, http_status: int, **body: str) -> tuple[Response, int]:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from typing import Any
 
 import psycopg
+from celery.signals import worker_ready
 from psycopg_pool import PoolTimeout
 
 from app import celery_config, inbox
@@ -66,3 +70,29 @@ def prune_inbox() -> int:
     if pruned:
         log.info("pruned the raw bodies of %d processed events", pruned)
     return pruned
+
+
+def _sweep_forever(interval: float) -> None:
+    while True:
+        time.sleep(interval)
+        try:
+            result = _drain()
+            if result.claimed:
+                log.info("local sweeper applied %d pending events", result.claimed)
+        except Exception as exc:  # the database may be down: try again next interval
+            log.warning("local sweeper skipped: %s", exc)
+
+
+@worker_ready.connect
+def start_local_sweeper(**_: Any) -> None:
+    """Every worker also sweeps PostgreSQL itself, without the broker.
+
+    Celery workers on Redis can stop consuming after the broker restarts (celery#8030,
+    #10205); beat's sweep task travels through that same broker. This thread keeps events
+    flowing whatever the broker does: the inbox in PostgreSQL is the queue of record, the
+    broker only a low-latency nudge.
+    """
+    threading.Thread(
+        target=_sweep_forever, args=(float(settings.sweep_interval_seconds),),
+        name="optout-sync-sweeper", daemon=True,
+    ).start()  # fmt: skip
