@@ -9,6 +9,7 @@ from app.config import Settings
 APPLY_PENDING_TASK = "optout_sync.apply_pending"
 SWEEP_TASK = "optout_sync.sweep"
 PRUNE_TASK = "optout_sync.prune_inbox"
+RECONCILE_TASK = "optout_sync.reconcile"
 
 # Longer than any task can run (task_time_limit), so Redis never re-delivers a task that is
 # still running; a task lost with its worker comes back after this, and the sweeper covers it
@@ -19,6 +20,24 @@ TASK_TIME_LIMIT_SECONDS = 120
 
 def build(settings: Settings) -> dict[str, Any]:
     queue = settings.celery_queue
+    schedule: dict[str, Any] = {
+        "sweep-pending-events": {
+            "task": SWEEP_TASK,
+            "schedule": float(settings.sweep_interval_seconds),
+            "options": {"queue": queue, "expires": float(settings.sweep_interval_seconds)},
+        },
+        "prune-inbox-bodies": {
+            "task": PRUNE_TASK,
+            "schedule": 6 * 3600.0,
+            "options": {"queue": queue, "expires": 3600.0},
+        },
+    }
+    if settings.reconcile_interval_seconds:
+        schedule["reconcile-with-telnyx"] = {
+            "task": RECONCILE_TASK,
+            "schedule": float(settings.reconcile_interval_seconds),
+            "options": {"queue": queue, "expires": float(settings.reconcile_interval_seconds)},
+        }
     return {
         "broker_url": settings.broker_url,
         "task_default_queue": queue,
@@ -38,17 +57,6 @@ def build(settings: Settings) -> dict[str, Any]:
         "broker_connection_max_retries": None,
         "broker_connection_timeout": 2,
         "worker_hijack_root_logger": False,
-        "beat_schedule": {
-            "sweep-pending-events": {
-                "task": SWEEP_TASK,
-                "schedule": float(settings.sweep_interval_seconds),
-                "options": {"queue": queue, "expires": float(settings.sweep_interval_seconds)},
-            },
-            "prune-inbox-bodies": {
-                "task": PRUNE_TASK,
-                "schedule": 6 * 3600.0,
-                "options": {"queue": queue, "expires": 3600.0},
-            },
-        },
+        "beat_schedule": schedule,
         "beat_schedule_filename": str(settings.data_dir / "celerybeat-schedule"),
     }

@@ -85,6 +85,7 @@ def dev(port: int | None) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["OPTOUT_SYNC_DEV"] = "1"
+    env.setdefault("LOG_FORMAT", "text")  # readable on a terminal; still masked
     env["DATA_DIR"] = str(data_dir)
     env["PORT"] = str(port or settings.port)
     env.setdefault("WEB_CONCURRENCY", "2")
@@ -349,6 +350,29 @@ def autoresp_push(profile: str, file: Path) -> None:
             raise click.ClickException(f"{change.describe()} failed: {exc}") from None
         click.echo(change.describe())
     click.echo(f"{len(changes)} change(s) pushed to Telnyx profile {profile}")
+
+
+# --- reconcile ---------------------------------------------------------------------------------
+
+
+@main.command(help="Record every opt-out Telnyx holds that is missing here (source reconcile).")
+@click.option("--profile", default=None, help="Only this messaging profile.")
+@click.option("--since", default=None, help="Only opt-outs Telnyx created from then on (ISO 8601).")
+def reconcile(profile: str | None, since: str | None) -> None:
+    from app.telnyx_api import TelnyxApiError
+    from workers.reconcile import record_missing
+
+    settings = _settings()
+    after = _when(since, "--since")
+    client = _telnyx(settings)
+    try:
+        items = list(client.list_optouts(profile, after.isoformat() if after else None))
+    except TelnyxApiError as exc:
+        raise click.ClickException(f"could not read Telnyx's opt-out list: {exc}") from None
+    with connect(_database_url(settings)) as conn:
+        result = record_missing(conn, items, profile)
+        conn.commit()
+    click.echo(f"Telnyx holds {len(items)} opt-out(s): {result.summary()}")
 
 
 # --- review ------------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ class Settings:
     sweep_interval_seconds: int = 30
     celery_queue: str = "optout-sync"
     webhook_retention_days: int = 90
+    reconcile_interval_seconds: int = 0  # 0: beat does not reconcile
     dev_mode: bool = False
 
     @classmethod
@@ -100,6 +101,7 @@ class Settings:
             max_attempts=_int(env, "MAX_ATTEMPTS", 5, minimum=1),
             worker_batch_size=_int(env, "WORKER_BATCH_SIZE", 500, minimum=1),
             sweep_interval_seconds=_int(env, "SWEEP_INTERVAL_SECONDS", 30, minimum=1),
+            reconcile_interval_seconds=_int(env, "RECONCILE_INTERVAL", 0, minimum=0),
             webhook_retention_days=_int(env, "WEBHOOK_RETENTION_DAYS", 90, minimum=1),
             celery_queue=env.get("CELERY_QUEUE", "").strip() or "optout-sync",
             dev_mode=env.get("OPTOUT_SYNC_DEV", "").strip() in ("1", "true", "yes"),

@@ -9,6 +9,9 @@ import psycopg
 
 HONORED_METRIC = "optout_sync_honored_seconds"
 AUDIT_ROWS_METRIC = "optout_sync_audit_rows_total"
+EVENTS_METRIC = "optout_sync_events_total"
+SWEEPER_METRIC = "optout_sync_sweeper_applied_total"
+RECONCILE_METRIC = "optout_sync_reconcile_total"
 # Seconds from receiving a webhook to applying it. The FCC allows 10 business days; the
 # buckets reach that far but are dense where this service should live: under a second.
 HONORED_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
@@ -17,7 +20,14 @@ HONORED_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 _HELP = {
     HONORED_METRIC: ("histogram", "Time from receiving a consent event to applying it."),
     AUDIT_ROWS_METRIC: ("counter", "Audit rows appended, by action and source."),
+    EVENTS_METRIC: ("counter", "Inbox events finished by the worker, by status."),
+    SWEEPER_METRIC: ("counter", "Events applied by a sweeper rather than by their own task."),
+    RECONCILE_METRIC: ("counter", "Opt-outs read from Telnyx's list, by result."),
 }
+
+
+def labelled(metric: str, **labels: str) -> tuple[str, str]:
+    return metric, ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
 
 
 def _le(bound: float) -> str:

@@ -34,6 +34,18 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 
 timeout = 30
 keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG") or None
+# gunicorn's and the app's records go through the same JSON, number-masking formatter.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"masked": {"()": "app.logs.formatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "masked"}},
+    "root": {"level": os.environ.get("LOG_LEVEL", "INFO").upper(), "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+    },
+}
 
 
 def on_starting(server: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from app import counters, metrics
+from app import counters, inbox, metrics
 from app.config import Settings
 from app.db import get_pool
 from app.enqueue import Enqueuer
@@ -46,6 +46,7 @@ def prometheus_metrics() -> Response:
         assert settings.database_url is not None
         with get_pool(settings.database_url).connection(timeout=1.0) as conn:
             body += counters.exposition(conn).encode()
+            body += inbox.backlog_exposition(conn).encode()
     except Exception as exc:  # the process's own metrics are still worth serving
         body += f"# database counters unavailable: {type(exc).__name__}\n".encode()
     return Response(body, content_type=content_type)

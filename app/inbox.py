@@ -160,3 +160,25 @@ def prune_bodies(conn: psycopg.Connection, older_than_days: int, batch: int = 10
         total += cursor.rowcount
         if cursor.rowcount < batch:
             return total
+
+
+def backlog_exposition(conn: psycopg.Connection) -> str:
+    """Prometheus gauges for what waits in the inbox (cheap: partial indexes)."""
+    pending, oldest = conn.execute(
+        "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(received_at)), 0)"
+        " FROM webhook_events WHERE status = 'pending'"
+    ).fetchone() or (0, 0)
+    problems: dict[str, int] = dict(conn.execute(
+        "SELECT status, count(*) FROM webhook_events WHERE status IN ('failed', 'invalid')"
+        " GROUP BY status").fetchall())  # fmt: skip
+    lines = [
+        "# HELP optout_sync_inbox_events Inbox events waiting or needing attention, by status.",
+        "# TYPE optout_sync_inbox_events gauge",
+        f'optout_sync_inbox_events{{status="pending"}} {pending}',
+        f'optout_sync_inbox_events{{status="failed"}} {problems.get("failed", 0)}',
+        f'optout_sync_inbox_events{{status="invalid"}} {problems.get("invalid", 0)}',
+        "# HELP optout_sync_inbox_oldest_pending_seconds Age of the oldest pending event.",
+        "# TYPE optout_sync_inbox_oldest_pending_seconds gauge",
+        f"optout_sync_inbox_oldest_pending_seconds {float(oldest):.3f}",
+    ]
+    return "\n".join(lines) + "\n"

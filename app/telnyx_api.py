@@ -124,3 +124,16 @@ class TelnyxClient:
 
     def delete_autoresp_config(self, profile_id: str, config_id: str) -> None:
         self.request("DELETE", self._autoresp_path(profile_id, config_id))
+
+    # --- messaging_optouts -------------------------------------------------------------------
+
+    def list_optouts(
+        self, profile_id: str | None = None, since: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every opt-out Telnyx holds (``to`` is the subscriber), page after page."""
+        params: dict[str, Any] = {}
+        if profile_id:
+            params["filter[messaging_profile_id]"] = profile_id
+        if since:
+            params["created_at[gte]"] = since
+        return self.paginate("/messaging_optouts", params)

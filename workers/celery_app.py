@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import sys
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
-from app import celery_config
+from app import celery_config, logs
 from app.config import ConfigError, Settings
 from workers.autoresp import KeywordsFileError, engine_from_file
 from workers.sync import Rules
@@ -23,8 +23,16 @@ except ConfigError as exc:
 except KeywordsFileError as exc:
     sys.exit(f"optout-sync: refusing to start: KEYWORDS_FILE {exc}")
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+logs.configure()
 
 celery = Celery("optout_sync", include=["workers.tasks"])
 celery.conf.update(celery_config.build(settings))
 app = celery  # `celery --app workers.celery_app` looks for `app` or `celery`
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _mask_celery_logs(logger: Any, **_: Any) -> None:
+    # Celery installs its own handlers; give them the JSON, number-masking formatter too.
+    for handler in logger.handlers:
+        handler.setFormatter(logs.formatter())

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from app import inbox
+from app import counters, inbox
 from app.inbox import ClaimedEvent
 from app.phones import country_of, is_toll_free
 from app.telnyx_events import (
@@ -398,6 +398,13 @@ def apply_claimed(
     audit.append(conn, entries)
     done.extend(outcomes)
     inbox.mark_done(conn, done)
+    finished: dict[tuple[str, str], float] = {}
+    for _, status, _ in done:
+        key = counters.labelled(counters.EVENTS_METRIC, status=status)
+        finished[key] = finished.get(key, 0) + 1
+    if result.failed:
+        finished[counters.labelled(counters.EVENTS_METRIC, status="failed")] = result.failed
+    counters.add(conn, finished)
     result.audited = len(entries)
     for _, status, note in done:
         if status == "processed":
@@ -463,4 +470,8 @@ def _apply_one_by_one(
                 status = inbox.record_failure(
                     conn, pk, f"{type(exc).__name__}: {exc}", max_attempts
                 )
+                if status == "failed":
+                    counters.add(
+                        conn, {counters.labelled(counters.EVENTS_METRIC, status="failed"): 1}
+                    )
             total.failed += status == "failed"

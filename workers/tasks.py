@@ -11,12 +11,18 @@ import psycopg
 from celery.signals import worker_ready
 from psycopg_pool import PoolTimeout
 
-from app import celery_config, inbox
+from app import celery_config, counters, inbox
 from app.db import get_pool
 from workers import sync
 from workers.celery_app import celery, rules, settings
 
 log = logging.getLogger(__name__)
+
+
+def _count_sweeper(claimed: int) -> None:
+    assert settings.database_url is not None
+    with get_pool(settings.database_url, max_size=2).connection() as conn:
+        counters.add(conn, {(counters.SWEEPER_METRIC, ""): claimed})
 
 
 def _drain() -> sync.BatchResult:
@@ -57,6 +63,7 @@ def sweep() -> dict[str, int]:
         return {"claimed": 0}
     if result.claimed:
         log.info("sweeper applied %d pending events", result.claimed)
+        _count_sweeper(result.claimed)
     return {"claimed": result.claimed, "processed": result.processed, "failed": result.failed}
 
 
@@ -79,6 +86,7 @@ def _sweep_forever(interval: float) -> None:
             result = _drain()
             if result.claimed:
                 log.info("local sweeper applied %d pending events", result.claimed)
+                _count_sweeper(result.claimed)
         except Exception as exc:  # the database may be down: try again next interval
             log.warning("local sweeper skipped: %s", exc)
 
@@ -96,3 +104,27 @@ def start_local_sweeper(**_: Any) -> None:
         target=_sweep_forever, args=(float(settings.sweep_interval_seconds),),
         name="optout-sync-sweeper", daemon=True,
     ).start()  # fmt: skip
+
+
+@celery.task(name=celery_config.RECONCILE_TASK, acks_late=True, ignore_result=True)
+def reconcile_with_telnyx() -> str:
+    """Beat's optional repair (RECONCILE_INTERVAL): opt-outs Telnyx holds that we missed.
+
+    Looks back two intervals (at least a day), so one failed run is covered by the next."""
+    from datetime import UTC, datetime, timedelta
+
+    from app.telnyx_api import TelnyxClient
+    from workers.reconcile import record_missing
+
+    if not settings.telnyx_api_key:
+        log.warning("RECONCILE_INTERVAL is set but TELNYX_API_KEY is not: nothing reconciled")
+        return "no TELNYX_API_KEY"
+    window = max(2 * settings.reconcile_interval_seconds, 86400)
+    since = (datetime.now(UTC) - timedelta(seconds=window)).isoformat()
+    client = TelnyxClient(settings.telnyx_api_key, settings.telnyx_api_base_url)
+    items = list(client.list_optouts(None, since))
+    assert settings.database_url is not None
+    with get_pool(settings.database_url, max_size=2).connection() as conn:
+        result = record_missing(conn, items)
+    log.info("reconciled %d opt-outs from Telnyx: %s", len(items), result.summary())
+    return result.summary()
