@@ -182,6 +182,7 @@ def export_audit() -> Response:
         try:
             yield from exports.stream(conn, export)
         finally:
+            conn.rollback()  # a read-only transaction; end it before the pool takes it back
             pool.putconn(conn)
 
     filename = export.filename(datetime.now(UTC))

@@ -42,31 +42,39 @@ def _pump(name: str, stream: IO[bytes], out: IO[str]) -> None:
 
 
 class Supervisor:
-    def __init__(self, commands: dict[str, str], env: dict[str, str]) -> None:
+    def __init__(
+        self, commands: dict[str, str], env: dict[str, str], log_dir: Path | None = None
+    ) -> None:
         self.children = [Child(name, command) for name, command in commands.items()]
         self.env = env
+        self.log_dir = log_dir  # None: prefixed lines on our stdout
         self.stopping = threading.Event()
 
     def _start(self, child: Child) -> None:
         # Each child leads its own process group so Ctrl-C reaches gunicorn's and Celery's
         # workers too, and only through us.
-        child.process = subprocess.Popen(
-            ["/bin/sh", "-c", f"exec {child.command}"],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        if self.log_dir is not None:
+            with (self.log_dir / f"{child.name}.log").open("ab") as log:
+                child.process = subprocess.Popen(
+                    ["/bin/sh", "-c", f"exec {child.command}"], env=self.env, stdout=log,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+        else:
+            child.process = subprocess.Popen(
+                ["/bin/sh", "-c", f"exec {child.command}"], env=self.env,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+            assert child.process.stdout is not None
+            threading.Thread(
+                target=_pump, args=(child.name, child.process.stdout, sys.stdout), daemon=True
+            ).start()
         child.started_at = time.monotonic()
-        assert child.process.stdout is not None
-        threading.Thread(
-            target=_pump, args=(child.name, child.process.stdout, sys.stdout), daemon=True
-        ).start()
 
-    def run(self) -> int:
+    def run(self, handle_signals: bool = True) -> int:
+        """Start every child and restart any that dies until stop() (or Ctrl-C)."""
         previous = {
             sig: signal.signal(sig, lambda *_: self.stopping.set())
-            for sig in (signal.SIGINT, signal.SIGTERM)
+            for sig in ((signal.SIGINT, signal.SIGTERM) if handle_signals else ())
         }
         try:
             for child in self.children:
@@ -76,7 +84,7 @@ class Supervisor:
                     assert child.process is not None
                     code = child.process.poll()
                     if code is not None and not self.stopping.is_set():
-                        print(f"{child.name:>6} | exited with {code}; restarting", flush=True)
+                        self._note(child, f"exited with {code}; restarting")
                         time.sleep(RESTART_DELAY_SECONDS)
                         child.restarts += 1
                         self._start(child)
@@ -100,6 +108,16 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 os.killpg(child.process.pid, signal.SIGKILL)
                 child.process.wait()
+
+    def _note(self, child: Child, text: str) -> None:
+        if self.log_dir is not None:
+            with (self.log_dir / "supervisor.log").open("a") as log:
+                log.write(f"{child.name}: {text}\n")
+        else:
+            print(f"{child.name:>6} | {text}", flush=True)
+
+    def process(self, name: str) -> subprocess.Popen[bytes] | None:
+        return next((c.process for c in self.children if c.name == name), None)
 
 
 def describe(commands: dict[str, str]) -> str:

@@ -21,6 +21,9 @@ def create_app(
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = receiver.MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # An API answers JSON, never an HTML redirect: "//" is a bad path, not one to fix up.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
     if test_config:
         app.config.update(test_config)
     app.extensions["optout_sync.enqueuer"] = Enqueuer(settings)

@@ -133,7 +133,8 @@ class FakeTelnyx:
             if wanted:
                 items = [o for o in items if o["messaging_profile_id"] == wanted]
             if request.args.get("created_at[gte]"):
-                items = [o for o in items if o["created_at"] >= request.args["created_at[gte]"]]
+                since = datetime.fromisoformat(request.args["created_at[gte]"])
+                items = [o for o in items if datetime.fromisoformat(o["created_at"]) >= since]
             return page(items)
 
         return app

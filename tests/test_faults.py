@@ -14,7 +14,6 @@ import base64
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -26,7 +25,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import psutil
 import psycopg
@@ -36,7 +34,7 @@ from nacl.signing import SigningKey
 from app import migrations
 from app.devstack import EmbeddedPostgres, EmbeddedRedis, free_port
 from app.simulate import encode, message_received, sign
-from app.supervisor import read_procfile
+from app.supervisor import Supervisor, read_procfile
 from tests.conftest import ROOT, wait_for
 from workers import audit
 
@@ -57,8 +55,7 @@ class Stack:
     web_port: int
     database_url: str = ""
     redis_url: str = ""
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    logs: list[IO[bytes]] = field(default_factory=list)
+    supervisor: Supervisor | None = None
 
     def env(self) -> dict[str, str]:
         return {
@@ -71,31 +68,17 @@ class Stack:
             "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ["PATH"])),
         }  # fmt: skip
 
-    def start(self, name: str) -> None:
-        command = read_procfile(ROOT / "Procfile")[name]
-        log = (self.root / f"{name}.log").open("ab")
-        self.logs.append(log)
-        self.processes[name] = subprocess.Popen(
-            ["/bin/sh", "-c", f"exec {command}"], env=self.env(), cwd=ROOT, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-
-    def stop_all(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for log in self.logs:
-            log.close()
+    def worker_pid(self) -> int:
+        assert self.supervisor is not None
+        process = self.supervisor.process("worker")
+        assert process is not None
+        return process.pid
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The Procfile's web, worker and beat under our own supervisor, which restarts a process
+    that dies, as any deployment platform does (Celery's worker can exit when Redis dies)."""
     root = tmp_path_factory.mktemp("faults")
     stack = Stack(root, SigningKey.generate(), EmbeddedPostgres(root, ("-c fsync=off",)),
                   EmbeddedRedis(root), free_port(), free_port(), free_port())  # fmt: skip
@@ -103,14 +86,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack.redis_url = stack.redis.start(stack.redis_port)
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         migrations.upgrade(conn)
+    procfile = read_procfile(ROOT / "Procfile")
+    stack.supervisor = Supervisor({n: procfile[n] for n in ("web", "worker", "beat")},
+                                  stack.env(), log_dir=root)  # fmt: skip
+    running = threading.Thread(target=stack.supervisor.run, args=(False,), daemon=True)
+    running.start()
     try:
-        for name in ("web", "worker", "beat"):
-            stack.start(name)
         wait_for(lambda: _get(f"http://127.0.0.1:{stack.web_port}/readyz") == 200, timeout=60)
         wait_for(lambda: b"ready." in (root / "worker.log").read_bytes(), timeout=60)
         yield stack
     finally:
-        stack.stop_all()
+        stack.supervisor.stopping.set()
+        running.join(30)
         stack.redis.stop()
         stack.postgres.stop("immediate")
 
@@ -222,7 +209,8 @@ def settle_and_check(stack: Stack, profile: str, report: SendReport) -> dict[str
         "applied": len(per_event), "audit_rows_verified": count,
         "settle_seconds": round(settled, 2),
     }  # fmt: skip
-    print(json.dumps(figures | {"statuses": dict(report.statuses)}))
+    restarts = {c.name: c.restarts for c in stack.supervisor.children} if stack.supervisor else {}
+    print(json.dumps(figures | {"statuses": dict(report.statuses), "restarts": restarts}))
     return figures
 
 
@@ -242,7 +230,7 @@ def test_redis_killed_and_restarted_mid_load_loses_nothing(stack: Stack) -> None
 
 def test_worker_pool_processes_sigkilled_mid_task_lose_nothing(stack: Stack) -> None:
     profile = f"faults-worker-{uuid.uuid4().hex[:6]}"
-    worker = psutil.Process(stack.processes["worker"].pid)
+    worker = psutil.Process(stack.worker_pid())
     killed: list[int] = []
 
     def kill_pool() -> None:
