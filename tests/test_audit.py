@@ -71,6 +71,20 @@ def _as_superuser_bypassing_triggers(url: str, statement: str) -> None:
         conn.execute(statement)
 
 
+def _edit_and_rehash(url: str, seq: int) -> None:
+    """What a careful superuser would do: edit a row and recompute its own hash."""
+    with psycopg.connect(url) as conn:
+        cols = ", ".join((*audit.CHAINED_FIELDS, "prev_hash"))
+        row = conn.execute(f"SELECT {cols} FROM audit_log WHERE seq = %s", (seq,)).fetchone()
+    assert row is not None
+    values = list(row[:-1])
+    values[audit.CHAINED_FIELDS.index("new_status")] = "opted_in"
+    forged = audit.row_hash(row[-1], values)
+    _as_superuser_bypassing_triggers(
+        url, f"UPDATE audit_log SET new_status = 'opted_in', hash = '{forged}' WHERE seq = {seq}"
+    )
+
+
 def test_verify_names_the_row_a_superuser_edited(audit_db: str) -> None:
     _as_superuser_bypassing_triggers(audit_db, "UPDATE audit_log SET text = 'START' WHERE seq = 3")
     assert verify(audit_db)[1] == audit.ChainBreak(
@@ -86,16 +100,7 @@ def test_verify_names_the_gap_a_superuser_left(audit_db: str) -> None:
 
 def test_verify_catches_a_rehashed_row_by_the_next_link(audit_db: str) -> None:
     # Editing a row and recomputing its own hash still breaks the next row's prev_hash.
-    with psycopg.connect(audit_db) as conn:
-        cols = ", ".join((*audit.CHAINED_FIELDS, "prev_hash"))
-        row = conn.execute(f"SELECT {cols} FROM audit_log WHERE seq = 2").fetchone()
-    assert row is not None
-    values = list(row[:-1])
-    values[audit.CHAINED_FIELDS.index("new_status")] = "opted_in"
-    forged = audit.row_hash(row[-1], values)
-    _as_superuser_bypassing_triggers(
-        audit_db, f"UPDATE audit_log SET new_status = 'opted_in', hash = '{forged}' WHERE seq = 2"
-    )
+    _edit_and_rehash(audit_db, 2)
     assert verify(audit_db)[1] == audit.ChainBreak(
         3, "prev_hash does not match the previous row's hash"
     )
@@ -123,16 +128,7 @@ def test_verify_names_a_row_inserted_out_of_order(audit_db: str) -> None:
 def test_anchor_catches_a_chain_rewritten_from_an_edited_row(audit_db: str) -> None:
     anchor = head(audit_db)
     # The superuser edits row 5 and recomputes its hash: the chain alone cannot tell.
-    with psycopg.connect(audit_db) as conn:
-        cols = ", ".join((*audit.CHAINED_FIELDS, "prev_hash"))
-        row = conn.execute(f"SELECT {cols} FROM audit_log WHERE seq = 5").fetchone()
-    assert row is not None
-    values = list(row[:-1])
-    values[audit.CHAINED_FIELDS.index("new_status")] = "opted_in"
-    forged = audit.row_hash(row[-1], values)
-    _as_superuser_bypassing_triggers(
-        audit_db, f"UPDATE audit_log SET new_status = 'opted_in', hash = '{forged}' WHERE seq = 5"
-    )
+    _edit_and_rehash(audit_db, 5)
     assert verify(audit_db) == (5, None)
     broken = verify(audit_db, anchor)[1]
     assert broken is not None and broken.seq == 5 and "anchor" in broken.reason
