@@ -9,23 +9,14 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from app.exports import AUDIT_COLUMNS
+
 # Reason codes of can-send (spec §7).
 OPTED_OUT, PENDING_REVIEW, CARRIER_BLOCK = "opted_out", "pending_review", "carrier_block"
 _REASON_FOR_STATUS = {"opted_out": OPTED_OUT, "review": PENDING_REVIEW}
 
-# The audit export's columns, in the order of spec §6.
-AUDIT_EXPORT_FIELDS = (
-    "seq", "recorded_at", "event_id", "message_id", "occurred_at", "received_at",
-    "messaging_profile_id", "phone_number", "our_number", "country", "action", "source", "text",
-    "autoresponse_type", "previous_status", "new_status", "superseded", "telnyx_block",
-    "honored_seconds", "prev_hash", "hash",
-)  # fmt: skip
-AUDIT_EXPORT_SELECT = ", ".join(
-    "round(extract(epoch FROM recorded_at - received_at)::numeric, 3)::float8 AS honored_seconds"
-    if name == "honored_seconds"
-    else name
-    for name in AUDIT_EXPORT_FIELDS
-)
+# History answers the audit export's columns (spec §6), as plain values for JSON.
+_HISTORY_SELECT = ", ".join(f'{c.expression} AS "{c.name}"' for c in AUDIT_COLUMNS)
 
 
 def get_subscriber(conn: psycopg.Connection, profile: str, number: str) -> dict[str, Any] | None:
@@ -48,7 +39,7 @@ def get_subscriber(conn: psycopg.Connection, profile: str, number: str) -> dict[
 def history(conn: psycopg.Connection, profile: str, number: str) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(
-            f"SELECT {AUDIT_EXPORT_SELECT} FROM audit_log"
+            f"SELECT {_HISTORY_SELECT} FROM audit_log"
             " WHERE phone_number = %s AND messaging_profile_id = %s ORDER BY seq",
             (number, profile),
         ).fetchall()

@@ -54,7 +54,7 @@ AUDIT_COLUMNS: Sequence[Column] = (
     Column("telnyx_block", "telnyx_block", "boolean"),
     Column(
         "honored_seconds",
-        "round(extract(epoch FROM recorded_at - received_at)::numeric, 3)",
+        "round(extract(epoch FROM recorded_at - received_at)::numeric, 3)::float8",
         "number",
     ),
     Column("prev_hash", "prev_hash"),

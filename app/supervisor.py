@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -32,7 +31,6 @@ class Child:
     command: str
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
-    started_at: float = field(default=0.0)
 
 
 def _pump(name: str, stream: IO[bytes], out: IO[str]) -> None:
@@ -68,7 +66,6 @@ class Supervisor:
             threading.Thread(
                 target=_pump, args=(child.name, child.process.stdout, sys.stdout), daemon=True
             ).start()
-        child.started_at = time.monotonic()
 
     def run(self, handle_signals: bool = True) -> int:
         """Start every child and restart any that dies until stop() (or Ctrl-C)."""
@@ -118,7 +115,3 @@ class Supervisor:
 
     def process(self, name: str) -> subprocess.Popen[bytes] | None:
         return next((c.process for c in self.children if c.name == name), None)
-
-
-def describe(commands: dict[str, str]) -> str:
-    return "\n".join(f"  {name}: {shlex.split(cmd)[0]} …" for name, cmd in commands.items())
