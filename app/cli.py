@@ -567,6 +567,25 @@ def export(
         progress.finish()
 
 
+# --- bench -------------------------------------------------------------------------------------
+
+
+@main.command(help="Measure against baselines taken in the same run (scratch database).")
+@click.argument("names", nargs=-1, type=click.Choice(["worker", "can-send", "export", "all"]))
+@click.option("--size", type=click.Choice(["tiny", "full"]), default="full", show_default=True,
+              help="tiny: a smoke run in seconds; full: the sizes of spec §8.")  # fmt: skip
+def bench(names: tuple[str, ...], size: str) -> None:
+    from app import bench as benchmarks
+
+    chosen = list(benchmarks.BENCHMARKS) if not names or "all" in names else list(names)
+    url = _database_url(_settings())
+    # The scratch databases live on the same server: connect to its maintenance database.
+    server = url.rsplit("/", 1)[0] + "/postgres"
+    click.echo(f"optout-sync bench ({size}): figure, baseline from the same run, ratio")
+    for figure in benchmarks.run(server, chosen, size):
+        click.echo(figure.line())
+
+
 # --- audit -------------------------------------------------------------------------------------
 
 

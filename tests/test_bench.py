@@ -1,0 +1,44 @@
+"""`optout-sync bench` at a tiny size: every figure, its baseline and a ratio are printed.
+(Speed itself is never asserted: figures are for people; the shape is for this test.)"""
+
+from __future__ import annotations
+
+import re
+
+from click.testing import CliRunner
+
+from app.cli import main
+
+LINE = re.compile(
+    r"^(?P<name>worker|can-send|export)\s+(?P<value>[\d,.]+) (?P<unit>\S+)"
+    r"\s+baseline (?P<base>[^:]+):"
+    r"\s+(?P<baseline>[\d,.]+) \S+\s+ratio (?P<ratio>\d+\.\d\d)$"
+)
+
+
+def test_bench_prints_each_figure_with_its_baseline_and_ratio(servers: dict[str, str]) -> None:
+    result = CliRunner().invoke(main, ["bench", "all", "--size", "tiny"],
+                                env={"DATABASE_URL": servers["database"]})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("optout-sync bench (tiny)")
+    matches = [LINE.match(line) for line in lines[1:]]
+    assert all(matches), lines
+    assert [m["name"] for m in matches if m] == ["worker", "can-send", "export"]
+    for match in matches:
+        assert match is not None
+        assert float(match["value"].replace(",", "")) > 0
+        assert float(match["baseline"].replace(",", "")) > 0
+        assert float(match["ratio"]) > 0
+
+
+def test_bench_leaves_no_scratch_database_behind(servers: dict[str, str]) -> None:
+    import psycopg
+
+    CliRunner().invoke(main, ["bench", "can-send", "--size", "tiny"],
+                       env={"DATABASE_URL": servers["database"]})  # fmt: skip
+    with psycopg.connect(servers["database"]) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'optout_sync_bench_%'"
+        ).fetchone()
+    assert left is not None and left[0] == 0
