@@ -134,18 +134,24 @@ def bench_can_send(url: str, numbers_asked: int) -> Figure:
                   higher_is_better=False)  # fmt: skip
 
 
+def fill_audit_rows(conn: psycopg.Connection, rows: int, text: str = "STOP") -> None:
+    """Audit rows shaped like real ones, written in bulk; their chain is not valid, which is
+    fine for measuring exports (never run this on a real audit log)."""
+    conn.execute(
+        "INSERT INTO audit_log SELECT g, now(), 'evt-' || g, 'msg-' || g, now(), now(),"
+        " 'bench', '+1312555' || lpad((g %% 10000)::text, 4, '0'), '+17735550188', 'US',"
+        " 'opt_out', 'keyword', %s, 'STOP', 'opted_in', 'opted_out', false, true,"
+        " md5(g::text) || md5(g::text), md5(g::text) || md5('x')"
+        " FROM generate_series(1, %s) g",
+        (text, rows),
+    )
+    conn.commit()
+
+
 def bench_export(url: str, rows: int) -> Figure:
     """The audit export to CSV vs a raw COPY of the same rows (both discarded as they come)."""
     with psycopg.connect(url) as conn:
-        conn.execute(
-            "INSERT INTO audit_log SELECT g, now(), 'evt-' || g, 'msg-' || g, now(), now(),"
-            " 'bench', '+1312555' || lpad((g %% 10000)::text, 4, '0'), '+17735550188', 'US',"
-            " 'opt_out', 'keyword', 'STOP', 'STOP', 'opted_in', 'opted_out', false, true,"
-            " md5(g::text) || md5(g::text), md5(g::text) || md5('x')"
-            " FROM generate_series(1, %s) g",
-            (rows,),
-        )
-        conn.commit()
+        fill_audit_rows(conn, rows)
 
         def ours() -> None:
             for _ in exports.stream(conn, exports.ExportRequest("audit", "csv")):

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from app import inbox
+from app.bench import fill_audit_rows
 from app.cli import main
 from app.config import Settings
 from app.simulate import encode, message_received
@@ -283,17 +284,9 @@ def peak_kib(url: str, output: Path) -> int:
 
 
 def fill_audit(url: str, rows: int) -> None:
-    # Rows shaped like real ones, written in bulk (the chain is not what this test is about).
+    # Longer texts than the bench's, so 300k rows make a file far bigger than the process.
     with psycopg.connect(url) as conn:
-        conn.execute(
-            "INSERT INTO audit_log SELECT g, now(), 'evt-' || g, 'msg-' || g, now(), now(),"
-            " 'profile', '+1312555' || lpad((g %% 10000)::text, 4, '0'), '+17735550188', 'US',"
-            " 'opt_out', 'keyword', repeat('please stop texting me ', 4), NULL, 'opted_in',"
-            " 'opted_out', false, false, md5(g::text) || md5(g::text), md5(g::text) || md5('x')"
-            " FROM generate_series(1, %s) g",
-            (rows,),
-        )
-        conn.commit()
+        fill_audit_rows(conn, rows, text="please stop texting me " * 4)
 
 
 def test_large_export_streams_in_bounded_memory(

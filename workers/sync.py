@@ -108,6 +108,7 @@ class BatchResult:
     failed: int = 0
     audited: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    out_of_time: bool = False  # drain stopped at its time budget, with events perhaps left
 
     def add(self, other: BatchResult) -> None:
         for name in ("claimed", "processed", "invalid", "ignored", "failed", "audited"):
@@ -433,7 +434,10 @@ def drain(
     """
     total = BatchResult()
     deadline = time.monotonic() + time_budget_seconds
-    while time.monotonic() < deadline:
+    while True:
+        if time.monotonic() >= deadline:
+            total.out_of_time = True
+            break
         pks: list[int] = []
         with pool.connection() as conn:
             try:

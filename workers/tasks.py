@@ -47,8 +47,7 @@ def _drain() -> sync.BatchResult:
 def apply_pending(self: object) -> dict[str, int]:
     """Apply the pending inbox events (any of them: claims are set-based, not per task)."""
     result = _drain()
-    if result.claimed and result.claimed % settings.worker_batch_size == 0:
-        # The time budget ran out with a full last batch: more may be waiting.
+    if result.out_of_time:  # more may be waiting: carry on in a fresh task
         apply_pending.apply_async()
     return {"claimed": result.claimed, "processed": result.processed, "failed": result.failed}
 
