@@ -59,7 +59,7 @@ def can_send(
     statuses: dict[str, str] = dict(
         conn.execute(
             "SELECT phone_number, status FROM subscribers"
-            " WHERE messaging_profile_id = %s AND phone_number = ANY(%s)"
+            " WHERE messaging_profile_id = %s AND phone_number = ANY(%b)"
             " AND status IN ('opted_out', 'review')",
             (profile, list(recipients)),
         ).fetchall()
@@ -68,7 +68,7 @@ def can_send(
         row[0]
         for row in conn.execute(
             "SELECT phone_number FROM carrier_blocks"
-            " WHERE toll_free_number = %s AND phone_number = ANY(%s) AND blocked",
+            " WHERE toll_free_number = %s AND phone_number = ANY(%b) AND blocked",
             (sender, list(recipients)),
         )
     }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from itertools import accumulate
 
 import psycopg
 
@@ -37,16 +39,27 @@ def _le(bound: float) -> str:
 Increments = dict[tuple[str, str], float]
 
 
+_HONORED_BUCKET_KEYS = [(HONORED_METRIC + "_bucket", _le(bound)) for bound in HONORED_BUCKETS]
+_HONORED_BUCKET_KEYS.append((HONORED_METRIC + "_bucket", 'le="+Inf"'))
+
+
 def honored_increments(seconds: Iterable[float]) -> Increments:
     """Cumulative histogram increments (bucket, _sum, _count) for some observations."""
-    increments: Increments = defaultdict(float)
+    # How many observations fall in each bucket alone, then summed into Prometheus's
+    # cumulative buckets: one bisect per observation instead of one test per bucket.
+    alone = [0] * len(_HONORED_BUCKET_KEYS)
+    total = 0.0
     for value in seconds:
-        for bound in HONORED_BUCKETS:
-            if value <= bound:
-                increments[(HONORED_METRIC + "_bucket", _le(bound))] += 1
-        increments[(HONORED_METRIC + "_bucket", 'le="+Inf"')] += 1
-        increments[(HONORED_METRIC + "_sum", "")] += value
-        increments[(HONORED_METRIC + "_count", "")] += 1
+        alone[bisect_left(HONORED_BUCKETS, value)] += 1
+        total += value
+    count = sum(alone)
+    increments: Increments = defaultdict(float)
+    if count:
+        for key, cumulative in zip(_HONORED_BUCKET_KEYS, accumulate(alone), strict=True):
+            if cumulative:
+                increments[key] += cumulative
+        increments[(HONORED_METRIC + "_sum", "")] += total
+        increments[(HONORED_METRIC + "_count", "")] += count
     return increments
 
 
@@ -57,10 +70,10 @@ def add(conn: psycopg.Connection, increments: Mapping[tuple[str, str], float]) -
     keys = sorted(increments)
     conn.execute(
         "INSERT INTO metric_counters (metric, labels, value)"
-        " SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[])"
+        " SELECT * FROM unnest(%b::text[], %b::text[], %b::float8[])"
         " ON CONFLICT (metric, labels)"
         " DO UPDATE SET value = metric_counters.value + excluded.value",
-        ([k[0] for k in keys], [k[1] for k in keys], [increments[k] for k in keys]),
+        ([k[0] for k in keys], [k[1] for k in keys], [float(increments[k]) for k in keys]),
     )
 
 

@@ -74,7 +74,7 @@ def mark_done(conn: psycopg.Connection, outcomes: Sequence[tuple[int, str, str]]
         "UPDATE webhook_events AS e SET status = u.status, processed_at = clock_timestamp(),"
         "  outcome = CASE WHEN u.status = 'processed' THEN u.note ELSE e.outcome END,"
         "  last_error = CASE WHEN u.status = 'invalid' THEN u.note ELSE e.last_error END"
-        " FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS u(pk, status, note)"
+        " FROM unnest(%b::bigint[], %b::text[], %b::text[]) AS u(pk, status, note)"
         " WHERE e.pk = u.pk",
         (list(pks), list(statuses), list(notes)),
     )

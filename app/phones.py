@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import phonenumbers
@@ -12,8 +13,16 @@ class InvalidPhoneNumber(ValueError):
     pass
 
 
+# A North American number already in E.164 form: area code and exchange start 2-9, ten digits.
+# Such text is its own canonical form and always a possible number, so the worker skips the
+# parser for the common case (tests check this agrees with phonenumbers).
+_NANP_E164 = re.compile(r"\+1[2-9]\d\d[2-9]\d{6}")
+
+
 @lru_cache(maxsize=65536)
 def _parse(number: str) -> phonenumbers.PhoneNumber:
+    if _NANP_E164.fullmatch(number):
+        return phonenumbers.PhoneNumber(country_code=1, national_number=int(number[2:]))
     text = number.strip()
     if not text.startswith("+"):
         raise InvalidPhoneNumber(f"{number!r} is not in E.164 form (+ and country code)")
@@ -29,14 +38,20 @@ def _parse(number: str) -> phonenumbers.PhoneNumber:
 
 def to_e164(number: str) -> str:
     """Return the canonical E.164 form of ``number`` or raise InvalidPhoneNumber."""
+    if _NANP_E164.fullmatch(number):
+        return number
     return phonenumbers.format_number(_parse(number), phonenumbers.PhoneNumberFormat.E164)
 
 
+# Cached by the number's text: a subscriber's STOP, START and HELP ask again, and the worker
+# asks several times per event (classification, audit row, carrier block).
+@lru_cache(maxsize=65536)
 def country_of(number: str) -> str | None:
     """ISO 3166-1 alpha-2 region of a number (``US``, ``MX``), or None when ambiguous."""
     region = phonenumbers.region_code_for_number(_parse(number))
     return None if region in (None, "ZZ", "001") else region
 
 
+@lru_cache(maxsize=4096)
 def is_toll_free(number: str) -> bool:
     return phonenumbers.number_type(_parse(number)) == PhoneNumberType.TOLL_FREE

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from app.phones import InvalidPhoneNumber, to_e164
 
 MESSAGE_RECEIVED = "message.received"
@@ -50,10 +52,20 @@ def parse_timestamp(value: Any, field: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _loads(body: bytes) -> Any:
+    # orjson is several times faster; the standard library reads what orjson refuses (lone
+    # surrogates, integers over 64 bits, NaN), so it decides, and names the error, when they
+    # disagree.
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
 def parse_envelope(body: bytes) -> Envelope:
     """Read the envelope every event type shares: ``data.id`` and ``data.event_type``."""
     try:
-        document = json.loads(body)
+        document = _loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidPayload(f"body is not JSON: {exc}") from None
     if not isinstance(document, dict):

@@ -341,6 +341,17 @@ def test_stop_with_a_nul_character_is_honoured(db: psycopg.Connection) -> None:
     assert audit_rows(db, profile)[0]["text"] == "STOP\ufffd"
 
 
+def test_stop_with_half_an_emoji_is_honoured(db: psycopg.Connection) -> None:
+    # JSON may escape a lone UTF-16 surrogate, which no database text or UTF-8 can hold.
+    profile = new_profile()
+    payload = event("STOP \ud83d", profile=profile)
+    assert b"\\ud83d" in encode(payload)
+    deliver(db, payload)
+    assert apply(db).processed == 1
+    assert status_of(db, profile) == "opted_out"
+    assert audit_rows(db, profile)[0]["text"] == "STOP \ufffd"
+
+
 def test_drain_isolates_an_event_the_database_refuses_and_applies_the_rest(
     make_database: Callable[[], str],
 ) -> None:
@@ -560,3 +571,47 @@ def test_review_holds_end_in_the_same_state_in_any_order(
         apply_with(conn)
         for (profile, number), status in expected_with_review(specs).items():
             assert status_of(conn, f"{profile}-{run}", number) == status
+
+
+@pytest.mark.parametrize("to", [LONG_CODE, TOLL_FREE])
+def test_a_new_key_inserted_meanwhile_by_another_transaction_is_read_and_applied_again(
+    sync_database: str, to: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Another worker inserts the subscriber (and carrier block) row this batch is about to
+    # create, and commits only once this batch is waiting on it: the batch must not lose its
+    # STOP, and must start from the row the other one wrote.
+    import threading
+
+    profile, number = new_profile(), f"+1312555{uuid.uuid4().int % 10000:04d}"
+    earlier = datetime.now(UTC) - timedelta(minutes=5)
+    with psycopg.connect(sync_database) as setup:
+        deliver(setup, event("STOP", profile=profile, to=to, number=number))
+        setup.commit()
+    with psycopg.connect(sync_database) as other, psycopg.connect(sync_database) as ours:
+        other.execute(
+            "INSERT INTO subscribers (messaging_profile_id, phone_number, status, consent_status,"
+            " last_occurred_at, last_event_id) VALUES (%s, %s, 'opted_in', 'opted_in', %s, 'x')",
+            (profile, number, earlier),
+        )
+        other.execute(
+            "INSERT INTO carrier_blocks (toll_free_number, phone_number, blocked, since,"
+            " last_occurred_at, last_event_id) VALUES (%s, %s, false, %s, %s, 'x')",
+            (TOLL_FREE, number, earlier, earlier),
+        )
+        results: list[sync.BatchResult] = []
+        worker = threading.Thread(target=lambda: results.append(apply(ours)))
+        with caplog.at_level("INFO", logger="workers.sync"):
+            worker.start()
+            worker.join(timeout=1.0)
+            assert worker.is_alive(), "the batch should be waiting on the uncommitted row"
+            other.commit()
+            worker.join(timeout=30)
+        ours.commit()
+        assert results and results[0].processed == 1
+        assert "inserted concurrently; applying again" in caplog.text
+        rows = [r for r in audit_rows(ours, profile) if r["action"] == "opt_out"]
+        assert [(r["previous_status"], r["new_status"]) for r in rows] == [
+            ("opted_in", "opted_out")
+        ]
+        assert status_of(ours, profile, number) == "opted_out"
+        assert carrier_blocked(ours, TOLL_FREE, number) == (to == TOLL_FREE)

@@ -8,12 +8,13 @@ so concurrent workers append one after the other.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
+import orjson
 import psycopg
 
 from app import counters
@@ -47,20 +48,38 @@ class AuditEntry:
 ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
 # Column order of the table as the chain covers it.
 CHAINED_FIELDS = ("seq", "recorded_at", *ENTRY_FIELDS)
+# dataclasses.astuple deep-copies every value; the entry is frozen, so plain reads suffice.
+_entry_values = attrgetter(*ENTRY_FIELDS)
+# Rows go in binary: neither side formats or parses text (timestamps above all).
+_COPY_ROWS = (
+    f"COPY audit_log ({', '.join((*CHAINED_FIELDS, 'prev_hash', 'hash'))}) FROM STDIN"
+    " (FORMAT BINARY)"
+)
+_COPY_TYPES = [
+    {"seq": "int8", "superseded": "bool", "telnyx_block": "bool"}.get(
+        name, "timestamptz" if name.endswith("_at") else "text"
+    )
+    for name in (*CHAINED_FIELDS, "prev_hash", "hash")
+]
 
 
-def _canonical_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="microseconds")
-    return value
+def canonical_json(values: Sequence[Any]) -> bytes:
+    """A row as compact UTF-8 JSON, times as UTC ISO 8601 with microseconds.
+
+    The chain's format is ``json.dumps(row, ensure_ascii=False, separators=(",", ":"))``;
+    orjson writes exactly those bytes (tests hold it to that), several times faster.
+    """
+    return orjson.dumps(
+        [
+            v.astimezone(UTC).isoformat(timespec="microseconds") if type(v) is datetime else v
+            for v in values
+        ]
+    )
 
 
 def row_hash(prev_hash: str, values: Sequence[Any]) -> str:
     """SHA-256 over the previous hash and the row's canonical JSON (CHAINED_FIELDS order)."""
-    canonical = json.dumps(
-        [_canonical_value(v) for v in values], ensure_ascii=False, separators=(",", ":")
-    )
-    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical_json(values)).hexdigest()
 
 
 def append(conn: psycopg.Connection, entries: Sequence[AuditEntry]) -> list[int]:
@@ -82,13 +101,19 @@ def append(conn: psycopg.Connection, entries: Sequence[AuditEntry]) -> list[int]
     else:
         last_seq, prev_hash, recorded_at = row
     seqs = []
-    columns = ", ".join((*CHAINED_FIELDS, "prev_hash", "hash"))
-    with conn.cursor().copy(f"COPY audit_log ({columns}) FROM STDIN") as copy:
+    # The time every row of this append shares, in the chain's form, computed once.
+    recorded_canonical = recorded_at.astimezone(UTC).isoformat(timespec="microseconds")
+    with conn.cursor().copy(_COPY_ROWS) as copy:
+        copy.set_types(_COPY_TYPES)
         for offset, entry in enumerate(entries, start=1):
             seq = last_seq + offset
-            values = (seq, recorded_at, *astuple(entry))
-            digest = row_hash(prev_hash, values)
-            copy.write_row((*values, prev_hash, digest))
+            entry_values = _entry_values(entry)
+            digest = hashlib.sha256(
+                prev_hash.encode()
+                + b"\n"
+                + canonical_json((seq, recorded_canonical, *entry_values))
+            ).hexdigest()
+            copy.write_row((seq, recorded_at, *entry_values, prev_hash, digest))
             prev_hash = digest
             seqs.append(seq)
     counters.add(conn, _counts(entries, recorded_at))

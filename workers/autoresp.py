@@ -222,6 +222,8 @@ class KeywordEngine:
         ]
         return (*custom, DEFAULT_TABLE)
 
+    # A campaign's replies repeat a few texts (STOP, Stop, stop.) thousands of times.
+    @lru_cache(maxsize=8192)  # noqa: B019
     def classify(
         self, text: str, autoresponse_type: str | None, profile: str | None, country: str | None
     ) -> Verdict:

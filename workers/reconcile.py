@@ -21,8 +21,15 @@ from app.inbox import ClaimedEvent
 from app.phones import InvalidPhoneNumber, to_e164
 from app.telnyx_events import InboundMessage, InvalidPayload, parse_timestamp
 from workers import audit
+from workers.audit import AuditEntry
 from workers.keywords import STOP, Verdict
-from workers.sync import Classified, apply_to_subscriber, lock_subscribers, save_subscribers
+from workers.sync import (
+    Classified,
+    apply_to_subscriber,
+    lock_subscribers,
+    retry_on_key_taken,
+    save_subscribers,
+)
 
 SOURCE = "reconcile"
 
@@ -99,13 +106,23 @@ def record_missing(
     }
     result.already_reconciled = len(done)
     pending = [o for eid, o in optouts.items() if eid not in done]
+    entries, already_opted_out = retry_on_key_taken(conn, lambda: _apply(conn, pending))
+    result.recorded, result.already_opted_out = len(entries), already_opted_out
+    audit.append(conn, [replace(entry, telnyx_block=True) for entry in entries])
+    _count(conn, result)
+    return result
+
+
+def _apply(conn: psycopg.Connection, pending: list[TelnyxOptOut]) -> tuple[list[AuditEntry], int]:
+    """Opt out the numbers of ``pending``; their audit entries and how many already were."""
     states = lock_subscribers(conn, ((o.profile, o.subscriber) for o in pending))
     now = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
     entries = []
+    already_opted_out = 0
     for optout in sorted(pending, key=lambda o: (o.created_at, o.event_id)):
         state = states[(optout.profile, optout.subscriber)]
         if state.consent == "opted_out":
-            result.already_opted_out += 1
+            already_opted_out += 1
             continue
         text = optout.keyword or "STOP"
         message = InboundMessage(
@@ -121,11 +138,8 @@ def record_missing(
         )
         # Telnyx still holds the block: the audit row says so.
         entries.append(apply_to_subscriber(classified, state, "review"))
-        result.recorded += 1
     save_subscribers(conn, states)
-    audit.append(conn, [replace(entry, telnyx_block=True) for entry in entries])
-    _count(conn, result)
-    return result
+    return entries, already_opted_out
 
 
 def _count(conn: psycopg.Connection, result: ReconcileResult) -> None:

@@ -9,10 +9,13 @@ by (occurred_at, event id) wins and a late older event is audited as superseded.
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -33,6 +36,7 @@ from workers.autoresp import KeywordEngine
 from workers.keywords import HELP, POSSIBLE_OPT_OUT, START, STOP, Verdict
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CONSENT_FOR_OP = {STOP: "opted_out", START: "opted_in"}
 ACTION_FOR_OP = {
@@ -67,6 +71,7 @@ class SubscriberState:
     review_state: str | None = None  # pending | confirmed | dismissed
     review_last: OrderKey | None = None  # order of the last possible opt-out
     changed: bool = False
+    new: bool = False  # no row yet: save_subscribers inserts it
 
     @property
     def status(self) -> str:
@@ -86,6 +91,7 @@ class CarrierBlockState:
     last: OrderKey | None
     profile: str | None
     changed: bool = False
+    new: bool = False  # no row yet: _save_carrier_blocks inserts it
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,40 @@ class BatchResult:
 
 
 # --- state rows, locked in key order so concurrent batches never deadlock -------------------
+# Existing rows are locked (FOR UPDATE) and read; keys without a row get a fresh state that is
+# inserted, with its final values, when saved. Should another transaction insert one of those
+# keys first, saving raises KeyTaken and the caller applies again (see retry_on_key_taken).
+# Arrays travel in binary (%b): psycopg's text array dumper costs microseconds per element.
+
+
+class KeyTaken(Exception):
+    """A key this transaction meant to insert was inserted by another one meanwhile."""
+
+
+def retry_on_key_taken(conn: psycopg.Connection, apply: Callable[[], T]) -> T:
+    """Run ``apply`` (lock, decide, save) in a savepoint, again if a new key was taken."""
+    for _ in range(_KEY_TAKEN_ATTEMPTS - 1):
+        try:
+            with conn.transaction():
+                return apply()
+        except KeyTaken:
+            # The other transaction has committed the row: the next lock reads it.
+            log.info("a new subscriber key was inserted concurrently; applying again")
+    with conn.transaction():
+        return apply()
+
+
+_KEY_TAKEN_ATTEMPTS = 5
+
+
+@contextmanager
+def _key_taken_on_conflict() -> Iterator[None]:
+    # A plain INSERT costs about half an INSERT … ON CONFLICT, and a conflict is rare: the
+    # rows were looked up under lock just before.
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        raise KeyTaken(str(exc)) from exc
 
 
 def lock_subscribers(
@@ -126,24 +166,16 @@ def lock_subscribers(
     ordered = sorted(set(keys))
     if not ordered:
         return {}
-    profiles, numbers = [k[0] for k in ordered], [k[1] for k in ordered]
-    # A number that texts a keyword has been seen: it gets a row, 'unknown' until a STOP/START.
-    conn.execute(
-        "INSERT INTO subscribers (messaging_profile_id, phone_number, status)"
-        " SELECT p, n, 'unknown' FROM unnest(%s::text[], %s::text[]) AS k(p, n) ORDER BY p, n"
-        " ON CONFLICT DO NOTHING",
-        (profiles, numbers),
-    )
     rows = conn.execute(
         "SELECT s.messaging_profile_id, s.phone_number, s.consent_status, s.last_occurred_at,"
         "  s.last_event_id, s.review_state, s.review_occurred_at, s.review_event_id"
         " FROM subscribers s"
-        " JOIN unnest(%s::text[], %s::text[]) AS k(p, n)"
+        " JOIN unnest(%b::text[], %b::text[]) AS k(p, n)"
         "   ON s.messaging_profile_id = k.p AND s.phone_number = k.n"
         " ORDER BY s.messaging_profile_id, s.phone_number FOR UPDATE OF s",
-        (profiles, numbers),
+        ([k[0] for k in ordered], [k[1] for k in ordered]),
     ).fetchall()
-    return {
+    states = {
         (p, n): SubscriberState(
             consent,
             (occ, eid) if occ is not None else None,
@@ -152,6 +184,11 @@ def lock_subscribers(
         )
         for p, n, consent, occ, eid, review_state, review_occ, review_eid in rows
     }
+    # A number that texts a keyword has been seen: it gets a row, 'unknown' until a STOP/START.
+    for key in ordered:
+        if key not in states:
+            states[key] = SubscriberState("unknown", None, new=True)
+    return states
 
 
 def lock_carrier_blocks(
@@ -160,92 +197,128 @@ def lock_carrier_blocks(
     ordered = sorted(set(keys))
     if not ordered:
         return {}
-    toll_free, numbers = [k[0] for k in ordered], [k[1] for k in ordered]
-    # Placeholder rows take the row locks; the same transaction always fills them in.
-    conn.execute(
-        "INSERT INTO carrier_blocks (toll_free_number, phone_number, blocked, since,"
-        "  last_occurred_at, last_event_id)"
-        " SELECT t, n, false, '-infinity', '-infinity', ''"
-        " FROM unnest(%s::text[], %s::text[]) AS k(t, n) ORDER BY t, n ON CONFLICT DO NOTHING",
-        (toll_free, numbers),
-    )
     rows = conn.execute(
-        "SELECT c.toll_free_number, c.phone_number, c.blocked,"
-        "  nullif(c.since, '-infinity'), nullif(c.last_occurred_at, '-infinity'),"
+        "SELECT c.toll_free_number, c.phone_number, c.blocked, c.since, c.last_occurred_at,"
         "  c.last_event_id, c.messaging_profile_id FROM carrier_blocks c"
-        " JOIN unnest(%s::text[], %s::text[]) AS k(t, n)"
+        " JOIN unnest(%b::text[], %b::text[]) AS k(t, n)"
         "   ON c.toll_free_number = k.t AND c.phone_number = k.n"
         " ORDER BY c.toll_free_number, c.phone_number FOR UPDATE OF c",
-        (toll_free, numbers),
+        ([k[0] for k in ordered], [k[1] for k in ordered]),
     ).fetchall()
-    states = {}
-    for t, n, blocked, since, occ, eid, profile in rows:
-        placeholder = eid == ""
-        states[(t, n)] = CarrierBlockState(
-            blocked=blocked,
-            since=None if placeholder else since,
-            last=None if placeholder else (occ, eid),
-            profile=profile,
-        )
+    states = {
+        (t, n): CarrierBlockState(blocked, since, (occ, eid), profile)
+        for t, n, blocked, since, occ, eid, profile in rows
+    }
+    for key in ordered:
+        if key not in states:
+            states[key] = CarrierBlockState(blocked=False, since=None, last=None, profile=None,
+                                            new=True)  # fmt: skip
     return states
+
+
+_SUBSCRIBER_VALUES = (
+    "unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::text[],"
+    " %b::text[], %b::timestamptz[], %b::text[])"
+    " AS u(p, n, status, consent, occ, eid, review_state, review_occ, review_eid)"
+)
+
+
+def _subscriber_columns(
+    states: list[tuple[tuple[str, str], SubscriberState]],
+) -> tuple[list[Any], ...]:
+    return (
+        [k[0] for k, _ in states],
+        [k[1] for k, _ in states],
+        [s.status for _, s in states],
+        [s.consent for _, s in states],
+        [s.last[0] if s.last else None for _, s in states],
+        [s.last[1] if s.last else None for _, s in states],
+        [s.review_state for _, s in states],
+        [s.review_last[0] if s.review_last else None for _, s in states],
+        [s.review_last[1] if s.review_last else None for _, s in states],
+    )
 
 
 def save_subscribers(
     conn: psycopg.Connection, states: dict[tuple[str, str], SubscriberState]
 ) -> None:
-    changed = [(k, s) for k, s in states.items() if s.changed]
-    if not changed:
-        return
-    conn.execute(
-        "UPDATE subscribers AS s SET status = u.status, consent_status = u.consent,"
-        "  last_occurred_at = u.occ, last_event_id = u.eid, review_state = u.review_state,"
-        "  review_occurred_at = u.review_occ, review_event_id = u.review_eid,"
-        "  updated_at = clock_timestamp()"
-        " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],"
-        "   %s::text[], %s::text[], %s::timestamptz[], %s::text[])"
-        "   AS u(p, n, status, consent, occ, eid, review_state, review_occ, review_eid)"
-        " WHERE s.messaging_profile_id = u.p AND s.phone_number = u.n",
-        (
-            [k[0] for k, _ in changed],
-            [k[1] for k, _ in changed],
-            [s.status for _, s in changed],
-            [s.consent for _, s in changed],
-            [s.last[0] if s.last else None for _, s in changed],
-            [s.last[1] if s.last else None for _, s in changed],
-            [s.review_state for _, s in changed],
-            [s.review_last[0] if s.review_last else None for _, s in changed],
-            [s.review_last[1] if s.review_last else None for _, s in changed],
-        ),
-    )
+    """Update changed rows and insert new ones; KeyTaken if a new key is no longer free."""
+    changed = sorted((k, s) for k, s in states.items() if s.changed and not s.new)
+    if changed:
+        conn.execute(
+            "UPDATE subscribers AS s SET status = u.status, consent_status = u.consent,"
+            "  last_occurred_at = u.occ, last_event_id = u.eid, review_state = u.review_state,"
+            "  review_occurred_at = u.review_occ, review_event_id = u.review_eid,"
+            "  updated_at = clock_timestamp()"
+            f" FROM {_SUBSCRIBER_VALUES}"
+            " WHERE s.messaging_profile_id = u.p AND s.phone_number = u.n",
+            _subscriber_columns(changed),
+        )
+    new = sorted((k, s) for k, s in states.items() if s.new)
+    if new:
+        with _key_taken_on_conflict():
+            conn.execute(
+                "INSERT INTO subscribers (messaging_profile_id, phone_number, status,"
+                "  consent_status, last_occurred_at, last_event_id, review_state,"
+                "  review_occurred_at, review_event_id, updated_at)"
+                f" SELECT u.*, clock_timestamp() FROM {_SUBSCRIBER_VALUES} ORDER BY p, n",
+                _subscriber_columns(new),
+            )
+        for _, state in new:
+            state.new = False
 
 
 def _save_carrier_blocks(
     conn: psycopg.Connection, states: dict[tuple[str, str], CarrierBlockState]
 ) -> None:
-    changed = [(k, s) for k, s in states.items() if s.changed and s.last and s.since]
+    # A new key is always changed: no event can be older than a key never touched.
+    changed = sorted((k, s) for k, s in states.items() if s.changed and s.last and s.since)
     if not changed:
         return
+    columns = (
+        [k[0] for k, _ in changed],
+        [k[1] for k, _ in changed],
+        [s.blocked for _, s in changed],
+        [s.since for _, s in changed],
+        [s.last[0] for _, s in changed if s.last],
+        [s.last[1] for _, s in changed if s.last],
+        [s.profile for _, s in changed],
+        [s.new for _, s in changed],
+    )
+    values = (
+        "unnest(%b::text[], %b::text[], %b::boolean[], %b::timestamptz[], %b::timestamptz[],"
+        " %b::text[], %b::text[], %b::boolean[]) AS u(t, n, blocked, since, occ, eid, profile, new)"
+    )
     conn.execute(
         "UPDATE carrier_blocks AS c SET blocked = u.blocked, since = u.since,"
         "  last_occurred_at = u.occ, last_event_id = u.eid, messaging_profile_id = u.profile,"
         "  updated_at = clock_timestamp()"
-        " FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::timestamptz[],"
-        "   %s::timestamptz[], %s::text[], %s::text[])"
-        "   AS u(t, n, blocked, since, occ, eid, profile)"
-        " WHERE c.toll_free_number = u.t AND c.phone_number = u.n",
-        (
-            [k[0] for k, _ in changed],
-            [k[1] for k, _ in changed],
-            [s.blocked for _, s in changed],
-            [s.since for _, s in changed],
-            [s.last[0] for _, s in changed if s.last],
-            [s.last[1] for _, s in changed if s.last],
-            [s.profile for _, s in changed],
-        ),
+        f" FROM {values} WHERE NOT u.new AND c.toll_free_number = u.t AND c.phone_number = u.n",
+        columns,
     )
+    if any(s.new for _, s in changed):
+        with _key_taken_on_conflict():
+            conn.execute(
+                "INSERT INTO carrier_blocks (toll_free_number, phone_number, blocked, since,"
+                "  last_occurred_at, last_event_id, messaging_profile_id, updated_at)"
+                " SELECT t, n, blocked, since, occ, eid, profile, clock_timestamp()"
+                f" FROM {values} WHERE u.new ORDER BY t, n",
+                columns,
+            )
+        for _, state in changed:
+            state.new = False
 
 
 # --- the rules ---------------------------------------------------------------------------------
+
+
+# PostgreSQL text holds neither NUL nor a lone UTF-16 surrogate (half an emoji, which JSON
+# can escape); they become U+FFFD, and the raw body in the inbox keeps the original bytes.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(text: str) -> str:
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def _entry(item: Classified, **fields: object) -> AuditEntry:
@@ -259,8 +332,7 @@ def _entry(item: Classified, **fields: object) -> AuditEntry:
         phone_number=message.subscriber_number,
         our_number=message.our_number,
         country=country_of(message.subscriber_number),
-        # PostgreSQL text cannot hold NUL; the raw body in the inbox keeps the original bytes.
-        text=message.text.replace("\x00", "\ufffd"),
+        text=_storable(message.text),
         autoresponse_type=message.autoresponse_type,
         telnyx_block=item.verdict.source == "telnyx" and item.verdict.op == STOP,
         **fields,  # type: ignore[arg-type]
@@ -329,19 +401,24 @@ def apply_classified(
     conn: psycopg.Connection, items: Sequence[Classified], rules: Rules
 ) -> tuple[list[AuditEntry], list[tuple[int, str, str]]]:
     """Apply consent events; return their audit entries and inbox outcomes."""
-    outcomes: list[tuple[int, str, str]] = []
-    consent = []
-    for item in items:
-        if item.verdict.op is None:
-            outcomes.append((item.event.pk, "processed", "ordinary"))
-        else:
-            consent.append(item)
+    ordinary = [(i.event.pk, "processed", "ordinary") for i in items if i.verdict.op is None]
+    consent = [item for item in items if item.verdict.op is not None]
+    if not consent:
+        return [], ordinary
+    entries, outcomes = retry_on_key_taken(conn, lambda: _apply_consent(conn, consent, rules))
+    return entries, ordinary + outcomes
+
+
+def _apply_consent(
+    conn: psycopg.Connection, consent: Sequence[Classified], rules: Rules
+) -> tuple[list[AuditEntry], list[tuple[int, str, str]]]:
     subscribers = lock_subscribers(
         conn, ((i.message.messaging_profile_id, i.message.subscriber_number) for i in consent)
     )
     carrier_keys = {item.event.pk: _carrier_key(item) for item in consent}
     blocks = lock_carrier_blocks(conn, (k for k in carrier_keys.values() if k))
     entries: list[AuditEntry] = []
+    outcomes: list[tuple[int, str, str]] = []
     # Oldest first, so the audit trail of one batch reads in the order things happened.
     for item in sorted(consent, key=lambda i: i.order):
         key = (item.message.messaging_profile_id, item.message.subscriber_number)
