@@ -1,24 +1,41 @@
 """`optout-sync bench`: figures against baselines measured in the same run (spec §8).
 
 Each benchmark works in a scratch database it creates on the server of DATABASE_URL (or the
-embedded one) and drops afterwards, so it never touches real subscribers.
+embedded one) and drops afterwards, so it never touches real subscribers; the receiver and
+lag benchmarks also use a Celery queue of their own on the broker, emptied afterwards.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import psycopg
+from flask import Flask
+from nacl.signing import SigningKey
 from psycopg_pool import ConnectionPool
 
-from app import consent, exports, migrations
-from app.simulate import encode, message_received
+from app import consent, exports, inbox, loadgen, migrations
+from app.devstack import free_port
+from app.simulate import encode, message_received, public_key_b64, sign
+from app.supervisor import read_procfile
+from app.telnyx_events import MESSAGE_RECEIVED
 
 
 @dataclass(frozen=True)
@@ -29,6 +46,7 @@ class Figure:
     baseline_name: str
     baseline: float
     higher_is_better: bool
+    detail: str = ""
 
     @property
     def ratio(self) -> float:
@@ -37,10 +55,39 @@ class Figure:
         return self.value / self.baseline if self.higher_is_better else self.baseline / self.value
 
     def line(self) -> str:
-        return (
-            f"{self.name:<10} {self.value:>12,.1f} {self.unit:<10} baseline {self.baseline_name}: "
+        text = (
+            f"{self.name:<12} {self.value:>12,.1f} {self.unit:<10} baseline {self.baseline_name}: "
             f"{self.baseline:>12,.1f} {self.unit:<10} ratio {self.ratio:.2f}"
         )
+        return f"{text}  ({self.detail})" if self.detail else text
+
+
+@dataclass(frozen=True)
+class Size:
+    worker_events: int
+    can_send_numbers: int
+    export_rows: int
+    receiver_seconds: float  # for the peak, and again at 80% of it
+    receiver_clients: int
+    lag_rate: float
+    lag_seconds: float
+
+
+SIZES = {
+    "tiny": Size(400, 200, 2_000, 1.0, 4, 40.0, 2.0),
+    "full": Size(100_000, 10_000, 1_000_000, 8.0, 16, 1_000.0, 60.0),
+}
+
+
+@dataclass(frozen=True)
+class Context:
+    server_url: str  # the PostgreSQL server's maintenance database
+    broker_url: str | None
+    size: Size
+    processes: int  # worker processes, as Celery's prefork pool runs by default
+
+
+# --- helpers -----------------------------------------------------------------------------------
 
 
 @contextmanager
@@ -64,56 +111,110 @@ def _timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def _numbers(count: int) -> list[str]:
-    """Distinct numbers that are valid in Chicago's 312 area (exchange 200 onwards)."""
-    return [f"+1312{200 + i // 10000:03d}{i % 10000:04d}" for i in range(count)]
+def _numbers(count: int, area: int = 312) -> list[str]:
+    """Distinct numbers, valid in the given area code (exchanges 200 onwards)."""
+    return [f"+1{area}{200 + i // 10000:03d}{i % 10000:04d}" for i in range(count)]
 
 
-def bench_worker(url: str, events: int) -> Figure:
-    """A backlog of pending STOPs drained (classified, state, audit) vs raw batched upserts."""
+LONG_CODE = "+17735550188"
+TOLL_FREE = "+18885550123"
+# What follows a campaign, in twenty: keyword opt-outs in their usual spellings, opt-ins,
+# HELP, a phrase held for review, and chatter that is no keyword at all (each one unique).
+TRAFFIC = (
+    ["STOP"] * 5 + ["Stop", "stop", "STOP.", "Stop please", "UNSUBSCRIBE", "cancel", "quit"]
+    + ["START", "UNSTOP", "HELP", "please stop texting me"] + ["chatter"] * 4
+)  # fmt: skip
+
+
+def traffic_text(index: int) -> str:
+    text = TRAFFIC[index % len(TRAFFIC)]
+    return f"Thanks! See you at {index % 12 + 1} ({index})" if text == "chatter" else text
+
+
+def _stop_payload(number: str) -> dict[str, Any]:
+    return message_received(text="STOP", from_number=number, to_number=LONG_CODE,
+                            profile_id="bench")  # fmt: skip
+
+
+def _signed_requests(key: SigningKey, count: int, area: int) -> list[bytes]:
+    requests = []
+    for number in _numbers(count, area):
+        body = encode(_stop_payload(number))
+        requests.append(loadgen.http_post("/webhooks/messaging", body, sign(body, key)))
+    return requests
+
+
+# --- worker ------------------------------------------------------------------------------------
+
+
+def _drain_in_child(url: str, go: Any, finished: Any) -> None:
     from workers import sync
 
+    with ConnectionPool(url, min_size=1, max_size=1, open=True) as pool:
+        go.wait()
+        result = sync.drain(pool, batch_size=500, max_attempts=5, time_budget_seconds=3600)
+    finished.put((result.processed, time.perf_counter()))
+
+
+def bench_worker(ctx: Context, url: str) -> list[Figure]:
+    """A backlog of mixed campaign replies drained by as many processes as a Celery worker
+    runs (classified, state, audit) vs raw batched upserts of the same numbers."""
+    events = ctx.size.worker_events
     numbers = _numbers(events)
     with psycopg.connect(url) as conn:
-        with conn.cursor().copy(
-            "COPY webhook_events (event_id, event_type, status, raw_body) FROM STDIN"
-        ) as copy:
-            for number in numbers:
+        copy_sql = "COPY webhook_events (event_id, event_type, status, raw_body) FROM STDIN"
+        with conn.cursor().copy(copy_sql) as copy:
+            for index, number in enumerate(numbers):
                 payload = message_received(
-                    text="STOP", from_number=number, to_number="+17735550188",
-                    profile_id="bench")  # fmt: skip
+                    text=traffic_text(index), from_number=number, profile_id="bench",
+                    to_number=TOLL_FREE if index % 5 == 0 else LONG_CODE)  # fmt: skip
                 copy.write_row((payload["data"]["id"], "message.received", "pending",
                                 encode(payload)))  # fmt: skip
         conn.commit()
-    with ConnectionPool(url, min_size=1, max_size=2, open=True) as pool:
-        seconds = _timed(lambda: sync.drain(pool, batch_size=500, max_attempts=5,
-                                             time_budget_seconds=3600))  # fmt: skip
+        conn.execute("ANALYZE webhook_events")  # as autovacuum keeps a live inbox
+        conn.commit()
+    context = multiprocessing.get_context("fork")
+    go, finished = context.Event(), context.Queue()
+    children = [context.Process(target=_drain_in_child, args=(url, go, finished))
+                for _ in range(ctx.processes)]  # fmt: skip
+    for child in children:
+        child.start()
+    time.sleep(0.5)  # every child connected and waiting
+    started = time.perf_counter()
+    go.set()
+    reports = [finished.get(timeout=3600) for _ in children]
+    for child in children:
+        child.join()
+    seconds = max(at for _, at in reports) - started
     with psycopg.connect(url) as conn:
         left = conn.execute(
-            "SELECT count(*) FROM webhook_events WHERE status = 'pending'"
+            "SELECT count(*) FROM webhook_events WHERE status <> 'processed'"
         ).fetchone()
-        assert left is not None and left[0] == 0, "the drain left events pending"
+        assert left is not None and left[0] == 0, f"the drain left {left} events unprocessed"
 
         def raw_upserts() -> None:
             for start in range(0, events, 500):
-                chunk = numbers[start : start + 500]
                 conn.execute(
                     "INSERT INTO subscribers (messaging_profile_id, phone_number, status)"
-                    " SELECT 'raw', n, 'opted_out' FROM unnest(%s::text[]) AS n"
+                    " SELECT 'raw', n, 'opted_out' FROM unnest(%b::text[]) AS n"
                     " ON CONFLICT (messaging_profile_id, phone_number)"
                     " DO UPDATE SET status = excluded.status",
-                    (chunk,),
+                    (numbers[start : start + 500],),
                 )
                 conn.commit()
 
         baseline = _timed(raw_upserts)
-    return Figure("worker", events / seconds, "events/s", "raw batched upserts",
-                  events / baseline, higher_is_better=True)  # fmt: skip
+    return [Figure("worker", events / seconds, "events/s", "raw batched upserts",
+                   events / baseline, higher_is_better=True,
+                   detail=f"{events:,} events, {ctx.processes} processes")]  # fmt: skip
 
 
-def bench_can_send(url: str, numbers_asked: int) -> Figure:
+# --- can-send ----------------------------------------------------------------------------------
+
+
+def bench_can_send(ctx: Context, url: str) -> list[Figure]:
     """One batched can-send of N numbers (half opted out) vs a raw SELECT of the same rows."""
-    numbers = _numbers(numbers_asked)
+    numbers = _numbers(ctx.size.can_send_numbers)
     with psycopg.connect(url) as conn:
         conn.execute(
             "INSERT INTO subscribers (messaging_profile_id, phone_number, status, consent_status)"
@@ -121,18 +222,21 @@ def bench_can_send(url: str, numbers_asked: int) -> Figure:
             (numbers[::2],),
         )
         conn.commit()
-        consent.can_send(conn, "bench", "+17735550188", numbers)  # warm the plan and cache
-        ours = min(_timed(lambda: consent.can_send(conn, "bench", "+17735550188", numbers))
+        consent.can_send(conn, "bench", LONG_CODE, numbers)  # warm the plan and cache
+        ours = min(_timed(lambda: consent.can_send(conn, "bench", LONG_CODE, numbers))
                    for _ in range(5))  # fmt: skip
         raw = min(
             _timed(lambda: conn.execute(
                 "SELECT phone_number, status FROM subscribers"
-                " WHERE messaging_profile_id = 'bench' AND phone_number = ANY(%s)",
+                " WHERE messaging_profile_id = 'bench' AND phone_number = ANY(%b)",
                 (numbers,)).fetchall())
             for _ in range(5)
         )  # fmt: skip
-    return Figure("can-send", ours * 1000, "ms", "raw SELECT", raw * 1000,
-                  higher_is_better=False)  # fmt: skip
+    return [Figure("can-send", ours * 1000, "ms", "raw SELECT", raw * 1000,
+                   higher_is_better=False, detail=f"{len(numbers):,} numbers")]  # fmt: skip
+
+
+# --- export ------------------------------------------------------------------------------------
 
 
 def fill_audit_rows(conn: psycopg.Connection, rows: int, text: str = "STOP") -> None:
@@ -149,8 +253,21 @@ def fill_audit_rows(conn: psycopg.Connection, rows: int, text: str = "STOP") -> 
     conn.commit()
 
 
-def bench_export(url: str, rows: int) -> Figure:
-    """The audit export to CSV vs a raw COPY of the same rows (both discarded as they come)."""
+def _export_peak_rss_mib(url: str, *args: str) -> float:
+    """Peak resident memory of `optout-sync export audit` run as its own process."""
+    command = [sys.executable, "-m", "app.cli", "export", "audit", "--output", os.devnull, *args]
+    process = subprocess.Popen(command, env={**os.environ, "DATABASE_URL": url})
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"export exited with {process.returncode}")
+    return usage.ru_maxrss / 1024  # kilobytes on Linux
+
+
+def bench_export(ctx: Context, url: str) -> list[Figure]:
+    """The audit export to CSV vs a raw COPY of the same rows (both discarded as they come);
+    and the exporting process's peak memory for every row vs for none."""
+    rows = ctx.size.export_rows
     with psycopg.connect(url) as conn:
         fill_audit_rows(conn, rows)
 
@@ -165,20 +282,243 @@ def bench_export(url: str, rows: int) -> Figure:
 
         ours_s = min(_timed(ours) for _ in range(3))
         raw_s = min(_timed(raw) for _ in range(3))
-    return Figure("export", rows / ours_s, "rows/s", "raw COPY", rows / raw_s,
-                  higher_is_better=True)  # fmt: skip
+    every = _export_peak_rss_mib(url)
+    none = _export_peak_rss_mib(url, "--since", "2999-01-01T00:00:00Z")
+    return [Figure("export", rows / ours_s, "rows/s", "raw COPY", rows / raw_s,
+                   higher_is_better=True,
+                   detail=f"{rows:,} rows in {ours_s:.2f} s; peak memory {every:.0f} MiB,"
+                          f" {none:.0f} MiB exporting nothing")]  # fmt: skip
 
 
-SIZES = {
-    "tiny": {"worker": 200, "can-send": 200, "export": 2_000},
-    "full": {"worker": 50_000, "can-send": 10_000, "export": 1_000_000},
-}
-BENCHMARKS: dict[str, Callable[[str, int], Figure]] = {
-    "worker": bench_worker, "can-send": bench_can_send, "export": bench_export,
+# --- receiver and lag: the Procfile's own processes --------------------------------------------
+
+
+def _procfile() -> dict[str, str]:
+    return read_procfile(migrations.sql_dir().parent / "Procfile")
+
+
+def _bare_web_command() -> str:
+    """The Procfile's web command, gunicorn settings and all, serving the bare app instead."""
+    words = shlex.split(_procfile()["web"])
+    return shlex.join([*words[:-1], "app.bench:bare_app()"])
+
+
+def bare_app() -> Flask:
+    """The baseline: a Flask endpoint that reads the body and answers 200."""
+    from flask import request
+
+    app = Flask("optout_sync_bare")
+
+    @app.post("/webhooks/messaging")
+    def accept() -> tuple[str, int]:
+        request.get_data()
+        return "OK", 200
+
+    return app
+
+
+@contextmanager
+def _serving(commands: list[str], env: dict[str, str], port: int | None = None) -> Iterator[None]:
+    """Run commands (each its own process group), wait for the web port to answer if one is
+    given, and stop them all afterwards."""
+    with tempfile.TemporaryFile() as log:
+        processes = [subprocess.Popen(command, shell=True, env=env, stdout=log, stderr=log,
+                                      start_new_session=True) for command in commands]  # fmt: skip
+        try:
+            if port is not None:
+                _wait_for_web(port, processes, log)
+            yield
+        finally:
+            for process in processes:
+                os.killpg(process.pid, signal.SIGTERM)
+            for process in processes:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
+def _wait_for_web(port: int, processes: list[subprocess.Popen[bytes]], log: Any) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return  # answering, even if only 404
+        except OSError:
+            pass
+        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+            log.seek(0)
+            raise RuntimeError("bench servers did not start:\n" + log.read().decode())
+        time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class _Servers:
+    """What the bench's own web and worker processes run with."""
+
+    key: SigningKey  # signs the events; its public half is TELNYX_PUBLIC_KEY
+    queue: str  # a Celery queue of the bench's own
+    port: int
+    env: dict[str, str]
+
+    @classmethod
+    def for_run(cls, url: str, broker_url: str | None, benchmark: str) -> _Servers:
+        if not broker_url:
+            raise RuntimeError(f"the {benchmark} benchmark needs a broker (REDIS_URL)")
+        key, queue = SigningKey.generate(), f"optout-sync-bench-{uuid.uuid4().hex[:8]}"
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env.update(
+            DATABASE_URL=url, REDIS_URL=broker_url, CELERY_BROKER_URL=broker_url,
+            CELERY_QUEUE=queue, TELNYX_PUBLIC_KEY=public_key_b64(key),
+            API_TOKENS=f"bench-{uuid.uuid4().hex}", HOST="127.0.0.1", PORT=str(port),
+            LOG_LEVEL="WARNING", PATH=os.pathsep.join((str(Path(sys.executable).parent),
+                                                       env.get("PATH", ""))),
+        )  # fmt: skip
+        return cls(key, queue, port, env)
+
+
+def _forget_queue(broker_url: str, queue: str) -> None:
+    """Drop what the bench left on the broker (Redis keeps a queue as a list)."""
+    if broker_url.startswith(("redis://", "rediss://", "unix://")):
+        import redis
+
+        client = redis.Redis.from_url(broker_url)
+        client.delete(queue, f"_kombu.binding.{queue}")
+        client.close()
+
+
+@dataclass(frozen=True)
+class _Served:
+    peak: loadgen.LoadResult
+    paced: loadgen.LoadResult
+
+
+def _serve_and_load(command: str, env: dict[str, str], port: int, requests: Iterator[bytes],
+                    size: Size) -> _Served:  # fmt: skip
+    with _serving([command], env, port):
+        # Warm every gunicorn worker (imports, pools) before measuring.
+        loadgen.closed_loop("127.0.0.1", port, requests, size.receiver_clients, 1.0)
+        peak = loadgen.closed_loop("127.0.0.1", port, requests, size.receiver_clients,
+                                   size.receiver_seconds)  # fmt: skip
+        paced = loadgen.open_loop("127.0.0.1", port, requests, 0.8 * peak.rate,
+                                  size.receiver_seconds)  # fmt: skip
+    return _Served(peak, paced)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def bench_receiver(ctx: Context, url: str) -> list[Figure]:
+    """The real app vs a bare Flask endpoint, both under the Procfile's gunicorn settings,
+    driven by the same load generator: peak requests/s, then latency at 80% of each peak."""
+    servers = _Servers.for_run(url, ctx.broker_url, "receiver")
+    key, port, size = servers.key, servers.port, ctx.size
+    # The bare app reads and ignores bodies: a small set, sent again and again, costs the
+    # generator as much per request as the real app's unique events.
+    bare_requests = _signed_requests(key, 1000, area=415)
+    bare = _serve_and_load(_bare_web_command(), servers.env, port,
+                           (bare_requests[i % 1000] for i in range(10**9)), size)  # fmt: skip
+    # Unique, validly signed events for the real app: enough for a peak a bit above the bare one.
+    needed = int(bare.peak.rate * (1.0 + 1.8 * size.receiver_seconds) * 1.3) + 100
+    try:
+        real = _serve_and_load(_procfile()["web"], servers.env, port,
+                               iter(_signed_requests(key, needed, area=312)), size)  # fmt: skip
+    finally:
+        _forget_queue(servers.env["REDIS_URL"], servers.queue)
+    failed = sum(n for status, n in real.peak.statuses.items() if status != 200)
+    failed += sum(n for status, n in real.paced.statuses.items() if status != 200)
+    problems = f", {failed} not 200" if failed else ""
+    return [
+        Figure("receiver", real.peak.rate, "req/s", "bare Flask", bare.peak.rate,
+               higher_is_better=True,
+               detail=f"{real.peak.answered:,} signed events recorded{problems}"),
+        Figure("receiver-p99", real.paced.percentile(0.99) * 1000, "ms",
+               "bare Flask p99", bare.paced.percentile(0.99) * 1000, higher_is_better=False,
+               detail=f"at 80% of each peak: {real.paced.rate:,.0f} vs {bare.paced.rate:,.0f}"
+                      f" req/s; p50 {_ms(real.paced.percentile(0.5))}"
+                      f" vs {_ms(bare.paced.percentile(0.5))}"),
+    ]  # fmt: skip
+
+
+def _wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"gave up waiting: {what}")
+        time.sleep(0.05)
+
+
+def _pending(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM webhook_events WHERE status = 'pending'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def bench_lag(ctx: Context, url: str) -> list[Figure]:
+    """Events accepted at a steady rate, by the receiver's own record-then-hand-off code,
+    applied by the Procfile's worker: accepted → applied (audit recorded_at − inbox
+    received_at), against the time accepting took. No HTTP: the load generator would take
+    the two cores the worker needs (the receiver benchmark measures HTTP)."""
+    from app.config import Settings
+    from app.enqueue import Enqueuer
+
+    servers = _Servers.for_run(url, ctx.broker_url, "lag")
+    size = ctx.size
+    bodies = [encode(_stop_payload(number))
+              for number in _numbers(int(size.lag_rate * size.lag_seconds) + 1)]  # fmt: skip
+    enqueuer = Enqueuer(Settings.from_env(servers.env))
+    accepting: list[float] = []
+
+    def accept(conn: psycopg.Connection, body: bytes) -> None:
+        began = time.perf_counter()
+        inbox.record_event(conn, event_id=orjson.loads(body)["data"]["id"],
+                           event_type=MESSAGE_RECEIVED, status="pending", raw_body=body,
+                           signed_at=None)  # fmt: skip
+        enqueuer.request_apply()
+        accepting.append(time.perf_counter() - began)
+
+    try:
+        with _serving([_procfile()["worker"]], servers.env), \
+                psycopg.connect(url, autocommit=True) as conn:  # fmt: skip
+            accept(conn, bodies[0])  # the worker is up once this one is applied
+            _wait_until(lambda: _pending(conn) == 0, 60, "the worker to start")
+            accepting.clear()
+            started = time.perf_counter()
+            for index, body in enumerate(bodies[1:]):
+                delay = started + index / size.lag_rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                accept(conn, body)
+            rate = len(accepting) / (time.perf_counter() - started)
+            _wait_until(lambda: _pending(conn) == 0, 120, "the backlog to drain")
+            row = conn.execute(
+                "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),"
+                "  percentile_cont(0.99) WITHIN GROUP (ORDER BY lag)"
+                " FROM (SELECT extract(epoch FROM recorded_at - received_at) AS lag"
+                "       FROM audit_log WHERE action = 'opt_out' ORDER BY seq OFFSET 1) AS applied"
+            ).fetchone()
+    finally:
+        _forget_queue(servers.env["REDIS_URL"], servers.queue)
+    assert row is not None
+    applied, p50, p99 = row[0], float(row[1] or 0), float(row[2] or 0)
+    accepted = loadgen.LoadResult(latencies=accepting)
+    detail = (f"{applied:,} of {len(accepting):,} applied, accepted at {rate:,.0f}/s;"
+              f" p50 {_ms(p50)} vs accept {_ms(accepted.percentile(0.5))}")  # fmt: skip
+    return [Figure("lag-p99", p99 * 1000, "ms", "accept p99", accepted.percentile(0.99) * 1000,
+                   higher_is_better=False, detail=detail)]  # fmt: skip
+
+
+BENCHMARKS: dict[str, Callable[[Context, str], list[Figure]]] = {
+    "receiver": bench_receiver, "worker": bench_worker, "lag": bench_lag,
+    "can-send": bench_can_send, "export": bench_export,
 }  # fmt: skip
 
 
-def run(server_url: str, names: list[str], size: str) -> Iterator[Figure]:
+def run(ctx: Context, names: list[str]) -> Iterator[Figure]:
     for name in names:
-        with scratch_database(server_url) as url:
-            yield BENCHMARKS[name](url, SIZES[size][name])
+        with scratch_database(ctx.server_url) as url:
+            yield from BENCHMARKS[name](ctx, url)

@@ -9,7 +9,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 _lock = threading.Lock()
-_pools: dict[tuple[int, str], ConnectionPool] = {}
+_pools: dict[tuple[int, str, bool], ConnectionPool] = {}
 
 
 def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
@@ -17,9 +17,14 @@ def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
     return psycopg.connect(url, autocommit=autocommit, connect_timeout=5)
 
 
-def get_pool(url: str, max_size: int = 4) -> ConnectionPool:
-    """The pool for ``url`` in this process (gunicorn and Celery fork, so key by pid)."""
-    key = (os.getpid(), url)
+def get_pool(url: str, max_size: int = 4, *, autocommit: bool = False) -> ConnectionPool:
+    """The pool for ``url`` in this process (gunicorn and Celery fork, so key by pid).
+
+    An ``autocommit`` pool is for single statements, each its own transaction, committed
+    before execute returns (no BEGIN/COMMIT round trips). It also skips the check on every
+    checkout (a round trip): its callers retry once on a connection the database dropped.
+    """
+    key = (os.getpid(), url, autocommit)
     pool = _pools.get(key)
     if pool is None:
         with _lock:
@@ -29,11 +34,11 @@ def get_pool(url: str, max_size: int = 4) -> ConnectionPool:
                     url,
                     min_size=1,
                     max_size=max_size,
-                    kwargs={"connect_timeout": 5},
+                    kwargs={"connect_timeout": 5, "autocommit": autocommit},
                     # A dead connection (database restarted) is replaced, not handed out.
-                    check=ConnectionPool.check_connection,
+                    check=None if autocommit else ConnectionPool.check_connection,
                     open=False,
-                    name=f"optout-sync-{os.getpid()}",
+                    name=f"optout-sync-{os.getpid()}{'-autocommit' if autocommit else ''}",
                 )
                 # Open without waiting: the web process must start (and answer 503) while
                 # the database is still down.

@@ -9,6 +9,8 @@ import sys
 import tempfile
 from typing import Any
 
+from gunicorn import glogging
+
 # Counters must add up across workers: prometheus_client's multiprocess mode, one directory
 # per server, emptied at start. It must be set before anything imports prometheus_client,
 # so before the `app` package is imported below.
@@ -34,6 +36,18 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 
 timeout = 30
 keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG") or None
+
+
+class _Logger(glogging.Logger):
+    """gunicorn's logger, except that logconfig_dict alone does not turn access logs on:
+    a line per request costs the receiver about a tenth of its time."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        if accesslog:
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = _Logger
 # gunicorn's and the app's records go through the same JSON, number-masking formatter.
 logconfig_dict = {
     "version": 1,

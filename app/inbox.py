@@ -28,7 +28,7 @@ def record_event(
     """Insert a delivery unless its event id is already kept; True when it was new."""
     row = conn.execute(
         "INSERT INTO webhook_events (event_id, event_type, status, raw_body, signed_at, last_error)"
-        " VALUES (%s, %s, %s, %s, %s, %s)"
+        " VALUES (%s, %s, %s, %b, %s, %s)"  # the body in binary: no hex escaping
         " ON CONFLICT (event_id) DO NOTHING RETURNING pk",
         (event_id, event_type, status, raw_body, signed_at, error),
     ).fetchone()

@@ -24,7 +24,8 @@ WEBHOOKS = Counter(
 )
 ENQUEUE_FAILURES = Counter(
     "optout_sync_enqueue_failures_total",
-    "Accepted events whose task could not be sent (broker down); the sweeper applies them.",
+    "Hand-offs to the worker that could not be sent (broker down); the sweeper applies"
+    " the events they were for.",
 )
 
 

@@ -10,21 +10,36 @@ from click.testing import CliRunner
 from app.cli import main
 
 LINE = re.compile(
-    r"^(?P<name>worker|can-send|export)\s+(?P<value>[\d,.]+) (?P<unit>\S+)"
+    r"^(?P<name>\S+)\s+(?P<value>[\d,.]+) (?P<unit>\S+)"
     r"\s+baseline (?P<base>[^:]+):"
-    r"\s+(?P<baseline>[\d,.]+) \S+\s+ratio (?P<ratio>\d+\.\d\d)$"
+    r"\s+(?P<baseline>[\d,.]+) \S+\s+ratio (?P<ratio>\d+\.\d\d)(?:  \((?P<detail>.+)\))?$"
 )
 
 
 def test_bench_prints_each_figure_with_its_baseline_and_ratio(servers: dict[str, str]) -> None:
     result = CliRunner().invoke(main, ["bench", "all", "--size", "tiny"],
-                                env={"DATABASE_URL": servers["database"]})  # fmt: skip
+                                env={"DATABASE_URL": servers["database"],
+                                     "REDIS_URL": servers["redis"]})  # fmt: skip
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert lines[0].startswith("optout-sync bench (tiny)")
     matches = [LINE.match(line) for line in lines[1:]]
     assert all(matches), lines
-    assert [m["name"] for m in matches if m] == ["worker", "can-send", "export"]
+    assert [m["name"] for m in matches if m] == [
+        "receiver",
+        "receiver-p99",
+        "worker",
+        "lag-p99",
+        "can-send",
+        "export",
+    ]
+    details = {m["name"]: m["detail"] for m in matches if m}
+    # Every signed event the real app got was recorded (answered 200), and every one of the
+    # lag run's events was applied.
+    assert "signed events recorded" in details["receiver"]
+    assert "not 200" not in details["receiver"]
+    applied = re.match(r"([\d,]+) of ([\d,]+) applied", details["lag-p99"])
+    assert applied and applied[1] == applied[2], details["lag-p99"]
     for match in matches:
         assert match is not None
         assert float(match["value"].replace(",", "")) > 0
