@@ -85,6 +85,7 @@ class Context:
     broker_url: str | None
     size: Size
     processes: int  # worker processes, as Celery's prefork pool runs by default
+    generator: str = "auto"  # auto (wrk when installed) | wrk | builtin
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -439,7 +440,7 @@ def bench_receiver(ctx: Context, url: str) -> list[Figure]:
     real app's peak, for their latency."""
     servers = _Servers.for_run(url, ctx.broker_url, "receiver")
     key, port, env, size = servers.key, servers.port, servers.env, ctx.size
-    use_wrk = loadgen.wrk_available()
+    use_wrk = ctx.generator == "wrk" or (ctx.generator == "auto" and loadgen.wrk_available())
     bare_web, real_web = _bare_web_command(), _procfile()["web"]
     # Unique, validly signed events, as Telnyx sends them; the bare app ignores them.
     bare_requests = _signed_requests(key, _requests_for(size, 4000.0), area=415)

@@ -598,7 +598,14 @@ def export(
     show_default=True,
     help="Worker processes draining the backlog (Celery's prefork default).",
 )
-def bench(names: tuple[str, ...], size: str, processes: int) -> None:
+@click.option(
+    "--generator",
+    type=click.Choice(["auto", "wrk", "builtin"]),
+    default="auto",
+    show_default=True,
+    help="HTTP load for the receiver: auto uses wrk when installed.",
+)
+def bench(names: tuple[str, ...], size: str, processes: int, generator: str) -> None:
     from app import bench as benchmarks
 
     chosen = list(benchmarks.BENCHMARKS) if not names or "all" in names else list(names)
@@ -613,6 +620,7 @@ def bench(names: tuple[str, ...], size: str, processes: int) -> None:
         broker_url=broker_url,
         size=benchmarks.SIZES[size],
         processes=processes,
+        generator=generator,
     )
     click.echo(f"optout-sync bench ({size}): figure, baseline from the same run, ratio")
     for figure in benchmarks.run(context, chosen):

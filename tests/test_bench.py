@@ -57,3 +57,16 @@ def test_bench_leaves_no_scratch_database_behind(servers: dict[str, str]) -> Non
             "SELECT count(*) FROM pg_database WHERE datname LIKE 'optout_sync_bench_%'"
         ).fetchone()
     assert left is not None and left[0] == 0
+
+
+def test_receiver_bench_runs_on_the_built_in_generator(servers: dict[str, str]) -> None:
+    # Where wrk is not installed (it is optional), the built-in generator does it all.
+    result = CliRunner().invoke(
+        main, ["bench", "receiver", "--size", "tiny", "--generator", "builtin"],
+        env={"DATABASE_URL": servers["database"], "REDIS_URL": servers["redis"]},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    figures = [LINE.match(line) for line in result.output.strip().splitlines()[1:]]
+    assert [m["name"] for m in figures if m] == ["receiver", "receiver-p99"]
+    assert all(m and m["detail"].endswith("built-in generator") for m in figures)
+    assert figures[0] and "not 200" not in figures[0]["detail"]
