@@ -254,15 +254,24 @@ def fill_audit_rows(conn: psycopg.Connection, rows: int, text: str = "STOP") -> 
     conn.commit()
 
 
+# Runs the export in a fresh interpreter and prints its peak resident memory. VmHWM, not
+# getrusage: that would count the benchmark process's own memory, inherited at fork.
+_EXPORT_AND_REPORT = """
+import os, sys
+from app.cli import main
+main(["export", "audit", "--output", os.devnull, *sys.argv[1:]], standalone_mode=False)
+status = open("/proc/self/status").read()
+print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+"""
+
+
 def _export_peak_rss_mib(url: str, *args: str) -> float:
     """Peak resident memory of `optout-sync export audit` run as its own process."""
-    command = [sys.executable, "-m", "app.cli", "export", "audit", "--output", os.devnull, *args]
-    process = subprocess.Popen(command, env={**os.environ, "DATABASE_URL": url})
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"export exited with {process.returncode}")
-    return usage.ru_maxrss / 1024  # kilobytes on Linux
+    completed = subprocess.run(
+        [sys.executable, "-c", _EXPORT_AND_REPORT, *args], env={**os.environ, "DATABASE_URL": url},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return int(completed.stdout.split()[-1]) / 1024  # kB
 
 
 def bench_export(ctx: Context, url: str) -> list[Figure]:

@@ -680,7 +680,3 @@ def audit_stats(since: str | None, profile: str | None) -> None:
             continue
         p50, p90, p99, worst = values
         click.echo(f"  {label:<11} p50 {p50:.3f}  p90 {p90:.3f}  p99 {p99:.3f}  max {worst:.3f}")
-
-
-if __name__ == "__main__":  # `python -m app.cli`, as the export benchmark runs it
-    main()
