@@ -18,6 +18,10 @@ run: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
+# The figures of the README's Performance section (wrk is used when installed).
+bench: $(STAMP)
+	$(BIN)/optout-sync bench all
+
 lint: $(STAMP)
 	$(BIN)/ruff check app workers tests
 	$(BIN)/ruff format --check app workers tests

@@ -17,6 +17,10 @@ def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
     return psycopg.connect(url, autocommit=autocommit, connect_timeout=5)
 
 
+def pool_name(autocommit: bool = False) -> str:
+    return f"optout-sync-{os.getpid()}{'-autocommit' if autocommit else ''}"
+
+
 def get_pool(url: str, max_size: int = 4, *, autocommit: bool = False) -> ConnectionPool:
     """The pool for ``url`` in this process (gunicorn and Celery fork, so key by pid).
 
@@ -30,15 +34,21 @@ def get_pool(url: str, max_size: int = 4, *, autocommit: bool = False) -> Connec
         with _lock:
             pool = _pools.get(key)
             if pool is None:
+                name = pool_name(autocommit)
                 pool = ConnectionPool(
                     url,
                     min_size=1,
                     max_size=max_size,
-                    kwargs={"connect_timeout": 5, "autocommit": autocommit},
+                    # application_name: a DBA sees which process holds a connection.
+                    kwargs={
+                        "connect_timeout": 5,
+                        "autocommit": autocommit,
+                        "application_name": name,
+                    },
                     # A dead connection (database restarted) is replaced, not handed out.
                     check=None if autocommit else ConnectionPool.check_connection,
                     open=False,
-                    name=f"optout-sync-{os.getpid()}{'-autocommit' if autocommit else ''}",
+                    name=name,
                 )
                 # Open without waiting: the web process must start (and answer 503) while
                 # the database is still down.

@@ -64,9 +64,10 @@ def receive_messaging_webhook() -> Response:
 
     assert settings.database_url is not None
     pool = get_pool(settings.database_url, autocommit=True)
-    # A pooled connection may have been dropped by a database restart since its last use:
-    # then one more try on a fresh one. The insert is idempotent by event id, so a first try
-    # that did land makes the second report a duplicate, never a second row.
+    # Pooled connections may have been dropped by a database restart since their last use:
+    # then the pool is checked and one more try made on a working connection. The insert is
+    # idempotent by event id: a first try that did land makes the second report a duplicate,
+    # never a second row.
     tries = 2 if event_id is not None else 1
     for attempt in range(1, tries + 1):
         try:
@@ -84,6 +85,7 @@ def receive_messaging_webhook() -> Response:
             break
         except (psycopg.OperationalError, PoolTimeout) as exc:
             if attempt < tries and isinstance(exc, psycopg.OperationalError):
+                pool.check()  # drop every idle connection that died with the first
                 continue
             log.error("webhook not recorded, database unavailable: %s", exc)
             return _answer("unavailable", 503, error="database unavailable; retry later")

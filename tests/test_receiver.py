@@ -209,3 +209,25 @@ def test_metrics_count_webhooks_by_outcome(client: FlaskClient, signing_key: Sig
 def test_unknown_paths_answer_json(client: FlaskClient) -> None:
     response = client.get("/nope")
     assert response.status_code == 404 and response.is_json
+
+
+def test_a_connection_the_database_dropped_costs_a_retry_not_a_503(
+    client: FlaskClient, signing_key: SigningKey, database_url: str
+) -> None:
+    from app.db import pool_name
+
+    first = fresh_ids(example("stop_long_code"))
+    assert post_webhook(client, first, signing_key).status_code == 200
+    # A restart of PostgreSQL, as the receiver's idle pooled connections see it.
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        ended = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = %s",
+            (pool_name(autocommit=True),),
+        ).fetchone()
+    assert ended is not None and ended[0] >= 1
+    second = fresh_ids(example("stop_long_code"))
+    response = post_webhook(client, second, signing_key)
+    assert (response.status_code, response.get_json()) == (200, {"status": "accepted"})
+    row = inbox_row(database_url, second["data"]["id"])
+    assert row is not None and row["status"] == "pending"
