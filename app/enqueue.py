@@ -20,9 +20,10 @@ log = logging.getLogger(__name__)
 BROKER_BACKOFF_SECONDS = 5.0
 
 
-# While a hand-off is being sent, further requests only raise a flag: tasks claim whatever is
-# pending, so one task sent after an event was committed covers it and every event before it.
-# This keeps Celery's ~1 ms of message building off the request path under a burst.
+# Requests only raise a flag; a thread sends the task. Tasks claim whatever is pending, so one
+# task sent after an event was committed covers it and every event before it: under a burst,
+# one task per process every COALESCE_SECONDS, and Celery's ~1 ms of message building is off
+# the request path. A lone event is sent at once.
 COALESCE_SECONDS = 0.1
 
 
@@ -77,8 +78,11 @@ class Enqueuer:
         while True:
             wanted.wait()
             wanted.clear()  # before sending: a request after this point asks again
-            if not self.apply_pending():
-                metrics.ENQUEUE_FAILURES.inc()
+            try:
+                if not self.apply_pending():
+                    metrics.ENQUEUE_FAILURES.inc()
+            except Exception:  # this thread must outlive anything: the sweepers are slower
+                log.exception("hand-off to the worker failed")
             time.sleep(COALESCE_SECONDS)
 
     def apply_pending(self) -> bool:

@@ -216,6 +216,10 @@ def lock_carrier_blocks(
     return states
 
 
+def _by_key(item: tuple[tuple[str, str], object]) -> tuple[str, str]:
+    return item[0]  # rows are written in key order, as they were locked
+
+
 _SUBSCRIBER_VALUES = (
     "unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::text[],"
     " %b::text[], %b::timestamptz[], %b::text[])"
@@ -243,7 +247,7 @@ def save_subscribers(
     conn: psycopg.Connection, states: dict[tuple[str, str], SubscriberState]
 ) -> None:
     """Update changed rows and insert new ones; KeyTaken if a new key is no longer free."""
-    changed = sorted((k, s) for k, s in states.items() if s.changed and not s.new)
+    changed = sorted(((k, s) for k, s in states.items() if s.changed and not s.new), key=_by_key)
     if changed:
         conn.execute(
             "UPDATE subscribers AS s SET status = u.status, consent_status = u.consent,"
@@ -254,7 +258,7 @@ def save_subscribers(
             " WHERE s.messaging_profile_id = u.p AND s.phone_number = u.n",
             _subscriber_columns(changed),
         )
-    new = sorted((k, s) for k, s in states.items() if s.new)
+    new = sorted(((k, s) for k, s in states.items() if s.new), key=_by_key)
     if new:
         with _key_taken_on_conflict():
             conn.execute(
@@ -272,7 +276,9 @@ def _save_carrier_blocks(
     conn: psycopg.Connection, states: dict[tuple[str, str], CarrierBlockState]
 ) -> None:
     # A new key is always changed: no event can be older than a key never touched.
-    changed = sorted((k, s) for k, s in states.items() if s.changed and s.last and s.since)
+    changed = sorted(
+        ((k, s) for k, s in states.items() if s.changed and s.last and s.since), key=_by_key
+    )
     if not changed:
         return
     columns = (
