@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import psycopg
+import pytest
 from click.testing import CliRunner
 from psycopg_pool import ConnectionPool
 
@@ -104,3 +105,19 @@ def test_logs_are_json_lines_with_numbers_masked_in_messages_and_tracebacks() ->
     assert entry["level"] == "error" and entry["message"] == "event for +*******0147 failed"
     assert "+13125550147" not in stream.getvalue()
     assert "+*******0147" in entry["exception"]
+
+
+def test_honored_increments_are_cumulative_buckets_with_sum_and_count() -> None:
+    from app.counters import HONORED_METRIC, honored_increments
+
+    bucket = HONORED_METRIC + "_bucket"
+    got = honored_increments([0.05, 0.3, 0.3, 7.0, 1e9])
+    assert got[(bucket, 'le="0.05"')] == 1  # a bound is inclusive
+    assert got[(bucket, 'le="0.1"')] == 1
+    assert got[(bucket, 'le="0.5"')] == 3
+    assert got[(bucket, 'le="10"')] == 4
+    assert got[(bucket, 'le="864000"')] == 4
+    assert got[(bucket, 'le="+Inf"')] == 5
+    assert got[(HONORED_METRIC + "_count", "")] == 5
+    assert got[(HONORED_METRIC + "_sum", "")] == pytest.approx(0.05 + 0.6 + 7.0 + 1e9)
+    assert honored_increments([]) == {}
