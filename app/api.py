@@ -79,6 +79,8 @@ def _number(value: Any, name: str) -> str:
 def _profile(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadRequest("messaging_profile_id is required")
+    if "\x00" in value:  # PostgreSQL text cannot hold it; no profile id has one
+        raise BadRequest("messaging_profile_id contains a NUL character")
     return value.strip()
 
 
@@ -168,7 +170,9 @@ def export_audit() -> Response:
             format=request.args.get("format", "csv"),
             since=_time_arg("since"),
             until=_time_arg("until"),
-            profile=request.args.get("messaging_profile_id") or None,
+            profile=_profile(profile)
+            if (profile := request.args.get("messaging_profile_id"))
+            else None,
             spreadsheet_safe=request.args.get("spreadsheet_safe", "") in ("1", "true", "yes"),
         )
     except ValueError as exc:

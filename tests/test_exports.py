@@ -208,7 +208,11 @@ def test_http_export_jsonl_with_filters(export_client: FlaskClient) -> None:
 
 @pytest.mark.parametrize(
     ("params", "problem"),
-    [({"format": "xlsx"}, "format must be csv or jsonl"), ({"since": "soon"}, "ISO 8601")],
+    [
+        ({"format": "xlsx"}, "format must be csv or jsonl"),
+        ({"since": "soon"}, "ISO 8601"),
+        ({"messaging_profile_id": "a\x00b"}, "NUL character"),
+    ],
 )
 def test_http_export_refuses_bad_parameters(
     export_client: FlaskClient, params: dict[str, str], problem: str
