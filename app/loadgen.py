@@ -59,6 +59,17 @@ async def _exchange(host: str, port: int, request: bytes) -> int:
         writer.close()
 
 
+async def _send(result: LoadResult, host: str, port: int, request: bytes, since: float) -> None:
+    """One request; its latency counts from ``since`` (when it was sent, or was due)."""
+    try:
+        status = await _exchange(host, port, request)
+    except OSError:
+        status = 0
+    result.statuses[status] += 1
+    if status:
+        result.latencies.append(time.perf_counter() - since)
+
+
 async def _closed_loop(
     host: str, port: int, requests: Iterator[bytes], clients: int, seconds: float
 ) -> LoadResult:
@@ -71,13 +82,7 @@ async def _closed_loop(
             sent = time.perf_counter()
             if sent >= deadline:
                 return
-            try:
-                status = await _exchange(host, port, request)
-            except OSError:
-                status = 0
-            result.statuses[status] += 1
-            if status:
-                result.latencies.append(time.perf_counter() - sent)
+            await _send(result, host, port, request, since=sent)
 
     await asyncio.gather(*(client() for _ in range(clients)))
     result.seconds = time.perf_counter() - started
@@ -92,21 +97,12 @@ async def _open_loop(
     total = int(rate * seconds)
     in_flight: set[asyncio.Task[None]] = set()
 
-    async def one(request: bytes, due: float) -> None:
-        try:
-            status = await _exchange(host, port, request)
-        except OSError:
-            status = 0
-        result.statuses[status] += 1
-        if status:
-            result.latencies.append(time.perf_counter() - due)
-
     for index, request in zip(range(total), requests, strict=False):
         due = started + index / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(one(request, due))
+        task = asyncio.create_task(_send(result, host, port, request, since=due))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
     if in_flight:
