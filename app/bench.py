@@ -86,6 +86,7 @@ class Context:
     size: Size
     processes: int  # worker processes, as Celery's prefork pool runs by default
     generator: str = "auto"  # auto (wrk when installed) | wrk | builtin
+    batch_size: int = 500  # WORKER_BATCH_SIZE
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -148,12 +149,14 @@ def _signed_requests(key: SigningKey, count: int, area: int) -> list[bytes]:
 # --- worker ------------------------------------------------------------------------------------
 
 
-def _drain_in_child(url: str, go: Any, finished: Any) -> None:
+def _drain_in_child(url: str, batch_size: int, ready: Any, finished: Any) -> None:
     from workers import sync
 
     with ConnectionPool(url, min_size=1, max_size=1, open=True) as pool:
-        go.wait()
-        result = sync.drain(pool, batch_size=500, max_attempts=5, time_budget_seconds=3600)
+        pool.wait()
+        ready.wait()  # every process connected: the clock starts
+        result = sync.drain(pool, batch_size=batch_size, max_attempts=5,
+                            time_budget_seconds=3600)  # fmt: skip
     finished.put((result.processed, time.perf_counter()))
 
 
@@ -175,14 +178,14 @@ def bench_worker(ctx: Context, url: str) -> list[Figure]:
         conn.execute("ANALYZE webhook_events")  # as autovacuum keeps a live inbox
         conn.commit()
     context = multiprocessing.get_context("fork")
-    go, finished = context.Event(), context.Queue()
-    children = [context.Process(target=_drain_in_child, args=(url, go, finished))
+    ready, finished = context.Barrier(ctx.processes + 1), context.Queue()
+    children = [context.Process(target=_drain_in_child,
+                                args=(url, ctx.batch_size, ready, finished))
                 for _ in range(ctx.processes)]  # fmt: skip
     for child in children:
         child.start()
-    time.sleep(0.5)  # every child connected and waiting
+    ready.wait()
     started = time.perf_counter()
-    go.set()
     reports = [finished.get(timeout=3600) for _ in children]
     for child in children:
         child.join()
@@ -207,7 +210,8 @@ def bench_worker(ctx: Context, url: str) -> list[Figure]:
         baseline = _timed(raw_upserts)
     return [Figure("worker", events / seconds, "events/s", "raw batched upserts",
                    events / baseline, higher_is_better=True,
-                   detail=f"{events:,} events, {ctx.processes} processes")]  # fmt: skip
+                   detail=f"{events:,} events, {ctx.processes} processes,"
+                          f" batches of {ctx.batch_size}")]  # fmt: skip
 
 
 # --- can-send ----------------------------------------------------------------------------------

@@ -621,6 +621,7 @@ def bench(names: tuple[str, ...], size: str, processes: int, generator: str) -> 
         size=benchmarks.SIZES[size],
         processes=processes,
         generator=generator,
+        batch_size=settings.worker_batch_size,
     )
     click.echo(f"optout-sync bench ({size}): figure, baseline from the same run, ratio")
     for figure in benchmarks.run(context, chosen):
