@@ -191,10 +191,9 @@ def bench_worker(ctx: Context, url: str) -> list[Figure]:
         child.join()
     seconds = max(at for _, at in reports) - started
     with psycopg.connect(url) as conn:
-        left = conn.execute(
-            "SELECT count(*) FROM webhook_events WHERE status <> 'processed'"
-        ).fetchone()
-        assert left is not None and left[0] == 0, f"the drain left {left} events unprocessed"
+        statuses = inbox.count_by_status(conn)
+        if statuses != {"processed": events}:
+            raise RuntimeError(f"the drain left events unprocessed: {statuses}")
 
         def raw_upserts() -> None:
             for start in range(0, events, 500):
@@ -506,8 +505,7 @@ def _wait_until(condition: Callable[[], bool], seconds: float, what: str) -> Non
 
 
 def _pending(conn: psycopg.Connection) -> int:
-    row = conn.execute("SELECT count(*) FROM webhook_events WHERE status = 'pending'").fetchone()
-    return int(row[0]) if row else 0
+    return inbox.count_by_status(conn).get("pending", 0)
 
 
 def bench_lag(ctx: Context, url: str) -> list[Figure]:
