@@ -108,11 +108,7 @@ def append(conn: psycopg.Connection, entries: Sequence[AuditEntry]) -> list[int]
         for offset, entry in enumerate(entries, start=1):
             seq = last_seq + offset
             entry_values = _entry_values(entry)
-            digest = hashlib.sha256(
-                prev_hash.encode()
-                + b"\n"
-                + canonical_json((seq, recorded_canonical, *entry_values))
-            ).hexdigest()
+            digest = row_hash(prev_hash, (seq, recorded_canonical, *entry_values))
             copy.write_row((seq, recorded_at, *entry_values, prev_hash, digest))
             prev_hash = digest
             seqs.append(seq)
