@@ -307,7 +307,7 @@ def bench_export(ctx: Context, url: str) -> list[Figure]:
 
 
 def _procfile() -> dict[str, str]:
-    return read_procfile(migrations.sql_dir().parent / "Procfile")
+    return read_procfile()
 
 
 def _bare_web_command() -> str:

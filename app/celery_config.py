@@ -26,9 +26,10 @@ def build(settings: Settings) -> dict[str, Any]:
             "schedule": float(settings.sweep_interval_seconds),
             "options": {"queue": queue, "expires": float(settings.sweep_interval_seconds)},
         },
-        "prune-inbox-bodies": {
+        # Hourly: each run removes about an hour's worth of old events, in batches.
+        "prune-inbox": {
             "task": PRUNE_TASK,
-            "schedule": 6 * 3600.0,
+            "schedule": 3600.0,
             "options": {"queue": queue, "expires": 3600.0},
         },
     }

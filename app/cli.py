@@ -91,6 +91,10 @@ def dev(port: int | None) -> None:
 
     settings = _settings()
     _engine(settings)  # refuse to start with an invalid KEYWORDS_FILE, saying why
+    try:
+        procfile = read_procfile()
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -128,7 +132,6 @@ def dev(port: int | None) -> None:
     with connect(env["DATABASE_URL"], autocommit=True) as conn:
         migrations.upgrade(conn)
 
-    procfile = read_procfile(Path(migrations.sql_dir()).parent / "Procfile")
     commands = {name: procfile[name] for name in ("web", "worker", "beat")}
     base = f"http://127.0.0.1:{env['PORT']}"
     click.echo(
@@ -446,7 +449,7 @@ def review_dismiss(phone: str, profile: str) -> None:
 # --- events ------------------------------------------------------------------------------------
 
 
-@main.group(help="The webhook inbox: list and replay events.")
+@main.group(help="The webhook inbox: list, replay and prune events.")
 def events() -> None:
     pass
 
@@ -491,6 +494,24 @@ def events_replay(event_id: str | None, all_failed: bool) -> None:
         conn.commit()
     _nudge_worker(settings)
     click.echo(f"queued {count} event(s) again")
+
+
+@events.command(
+    "prune",
+    help="Remove processed and ignored events older than WEBHOOK_RETENTION_DAYS (what beat"
+    " does hourly). Pending, failed and invalid events stay for replay.",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go; remove nothing.")
+def events_prune(dry_run: bool) -> None:
+    settings = _settings()
+    with connect(_database_url(settings)) as conn:
+        result = inbox.prune(conn, settings.webhook_retention_days, dry_run=dry_run)
+    counts = " and ".join(f"{count:,} {status}" for status, count in result.removed.items())
+    click.echo(
+        f"{'would remove' if dry_run else 'removed'} {counts} events received before"
+        f" {result.cutoff.isoformat(timespec='seconds')}"
+        f" (WEBHOOK_RETENTION_DAYS={settings.webhook_retention_days})"
+    )
 
 
 def _nudge_worker(settings: Settings) -> None:

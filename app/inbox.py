@@ -140,26 +140,52 @@ def replay_failed(conn: psycopg.Connection) -> int:
     return cursor.rowcount
 
 
-def prune_bodies(conn: psycopg.Connection, older_than_days: int, batch: int = 10_000) -> int:
-    """Drop raw bodies of events processed more than ``older_than_days`` ago, in batches.
+# What retention removes once it is older than the window; the rest waits for replay.
+RETIRED = ("processed", "ignored")
 
-    Only processed events: pending, failed and invalid ones keep their body for replay.
-    The row and its event id stay, so a late redelivery is still answered `duplicate`.
+
+@dataclass(frozen=True)
+class PruneResult:
+    cutoff: datetime
+    removed: dict[str, int]  # by status
+
+
+def prune(
+    conn: psycopg.Connection, older_than_days: int, *, dry_run: bool = False, batch: int = 10_000
+) -> PruneResult:
+    """Remove processed and ignored events received more than ``older_than_days`` ago.
+
+    In batches, each committed, so the receiver and the workers never wait long on it.
+    Pending, failed and invalid events stay whatever their age: they are for replay. A
+    redelivery inside the window still finds its event id and is answered `duplicate`.
     """
-    total = 0
+    row = conn.execute(
+        "SELECT clock_timestamp() - make_interval(days => %s)", (older_than_days,)
+    ).fetchone()
+    assert row is not None
+    cutoff: datetime = row[0]
+    removed = dict.fromkeys(RETIRED, 0)
+    if dry_run:
+        counts = conn.execute(
+            "SELECT status, count(*) FROM webhook_events"
+            " WHERE status = ANY(%s) AND received_at < %s GROUP BY status",
+            (list(RETIRED), cutoff),
+        ).fetchall()
+        conn.rollback()
+        return PruneResult(cutoff, removed | dict(counts))
     while True:
-        cursor = conn.execute(
-            "UPDATE webhook_events SET raw_body = '', body_pruned_at = clock_timestamp()"
-            " WHERE pk IN (SELECT pk FROM webhook_events WHERE status = 'processed'"
-            "   AND body_pruned_at IS NULL"
-            "   AND processed_at < clock_timestamp() - make_interval(days => %s)"
-            "   LIMIT %s FOR UPDATE SKIP LOCKED)",
-            (older_than_days, batch),
-        )
+        counts = conn.execute(
+            "WITH gone AS (DELETE FROM webhook_events WHERE pk = ANY(ARRAY("
+            "    SELECT pk FROM webhook_events WHERE status = ANY(%s) AND received_at < %s"
+            "    LIMIT %s FOR UPDATE SKIP LOCKED)) RETURNING status)"
+            " SELECT status, count(*) FROM gone GROUP BY status",
+            (list(RETIRED), cutoff, batch),
+        ).fetchall()
         conn.commit()
-        total += cursor.rowcount
-        if cursor.rowcount < batch:
-            return total
+        for status, count in counts:
+            removed[status] += count
+        if sum(count for _, count in counts) < batch:
+            return PruneResult(cutoff, removed)
 
 
 def backlog_exposition(conn: psycopg.Connection) -> str:

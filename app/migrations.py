@@ -21,8 +21,12 @@ class Migration:
 
 
 def sql_dir() -> Path:
+    """Where the migrations are: inside an installed wheel (app/sql), else the checkout's sql/."""
     override = os.environ.get("OPTOUT_SYNC_SQL_DIR")
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "sql"
+    if override:
+        return Path(override)
+    packaged = Path(__file__).resolve().parent / "sql"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "sql"
 
 
 def discover(directory: Path | None = None) -> list[Migration]:

@@ -15,7 +15,17 @@ from typing import IO
 RESTART_DELAY_SECONDS = 2.0
 
 
-def read_procfile(path: Path) -> dict[str, str]:
+# The Procfile at the top of a source checkout; an installed wheel has none.
+CHECKOUT_PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
+
+
+def read_procfile(path: Path = CHECKOUT_PROCFILE) -> dict[str, str]:
+    """The processes of a Procfile by name. `dev` and `bench` run from a source checkout."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: `optout-sync dev` and `bench` run from a source checkout"
+            " (git clone, then `make run`)"
+        )
     processes = {}
     for line in path.read_text().splitlines():
         line = line.strip()

@@ -31,7 +31,8 @@ from app.simulate import encode, sign
 from app.web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT.parent / "shared" / "telnyx" / "examples"
+# Payloads from Telnyx's documentation, kept in the repository (tests read nothing outside it).
+EXAMPLES = ROOT / "tests" / "fixtures" / "telnyx"
 TEST_DATA_DIR = ROOT / ".data" / "test-services"
 API_TOKEN = "test-token-" + secrets.token_hex(8)
 PROFILE = "40017f0f-92d8-4318-9f8a-e0e2a92c3f60"

@@ -129,6 +129,16 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict[str, st
         return status, raw
 
 
+def wait_until_serving(base: str, timeout: float = 30) -> None:
+    def up() -> bool:
+        try:
+            return http("GET", base + "/healthz")[0] == 200
+        except OSError:
+            return False
+
+    wait_for(up, timeout=timeout)
+
+
 @pytest.fixture(scope="module")
 def web(e2e_settings: Settings, signing_key: SigningKey, tmp_path_factory: pytest.TempPathFactory
         ) -> Iterator[str]:  # fmt: skip
@@ -143,15 +153,8 @@ def web(e2e_settings: Settings, signing_key: SigningKey, tmp_path_factory: pytes
                                stderr=subprocess.STDOUT, cwd=ROOT,
                                start_new_session=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return http("GET", base + "/healthz")[0] == 200
-        except OSError:
-            return False
-
     try:
-        wait_for(up, timeout=30)
+        wait_until_serving(base)
         yield base
     finally:
         process.terminate()

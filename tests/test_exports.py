@@ -246,28 +246,6 @@ def test_metrics_expose_time_to_honour_and_audit_rows(export_client: FlaskClient
     assert 'optout_sync_honored_seconds_bucket{le="+Inf"} 11' in text
 
 
-def test_retention_prunes_processed_bodies_only_and_keeps_the_event(
-    make_database: Callable[[], str],
-) -> None:
-    url = make_database()
-    with psycopg.connect(url) as conn:
-        for status in ("processed", "failed", "pending"):
-            inbox.record_event(conn, event_id=f"old-{status}", event_type="message.received",
-                               status=status, raw_body=b"{}", signed_at=None)  # fmt: skip
-        conn.execute("UPDATE webhook_events SET processed_at = now() - interval '91 days'")
-        inbox.record_event(conn, event_id="recent", event_type="message.received",
-                           status="processed", raw_body=b"{}", signed_at=None)  # fmt: skip
-        conn.execute("UPDATE webhook_events SET processed_at = now() WHERE event_id = 'recent'")
-        conn.commit()
-        assert inbox.prune_bodies(conn, older_than_days=90) == 1
-        rows = dict(
-            conn.execute(
-                "SELECT event_id, length(raw_body) FROM webhook_events ORDER BY event_id"
-            ).fetchall()
-        )
-    assert rows == {"old-failed": 2, "old-pending": 2, "old-processed": 0, "recent": 2}
-
-
 # --- large exports stream in bounded memory ------------------------------------------------------
 
 _PEAK = """

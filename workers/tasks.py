@@ -67,15 +67,16 @@ def sweep() -> dict[str, int]:
 
 
 @celery.task(name=celery_config.PRUNE_TASK, acks_late=True, ignore_result=True)
-def prune_inbox() -> int:
-    """Retention: raw bodies of processed events go after WEBHOOK_RETENTION_DAYS.
+def prune_inbox() -> dict[str, int]:
+    """Retention: processed and ignored events go after WEBHOOK_RETENTION_DAYS, rows and all.
     Audit rows are never pruned."""
     assert settings.database_url is not None
     with get_pool(settings.database_url, max_size=2).connection() as conn:
-        pruned = inbox.prune_bodies(conn, settings.webhook_retention_days)
-    if pruned:
-        log.info("pruned the raw bodies of %d processed events", pruned)
-    return pruned
+        result = inbox.prune(conn, settings.webhook_retention_days)
+    if any(result.removed.values()):
+        log.info("retention removed inbox events received before %s: %s",
+                 result.cutoff.isoformat(), result.removed)  # fmt: skip
+    return result.removed
 
 
 def _sweep_forever(interval: float) -> None:
