@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import uuid
@@ -32,10 +33,15 @@ LARGEST_EXPECTED_FILE = 256 * 1024
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # setuptools builds in the source folder (build/, *.egg-info): build from a copy.
+    source = tmp_path_factory.mktemp("source") / "optout-sync"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".data", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis",
+    ))  # fmt: skip
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out),
-         str(ROOT)],
+         str(source)],
         check=True, cwd=out, timeout=300,
     )  # fmt: skip
     (built,) = out.glob("optout_sync-*.whl")
