@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +24,7 @@ from psycopg_pool import PoolTimeout
 from app import consent, exports
 from app.config import Settings
 from app.db import get_pool
-from app.phones import InvalidPhoneNumber, to_e164
+from app.phones import InvalidPhoneNumber, to_e164, to_our_number
 from app.telnyx_events import InvalidPayload, parse_timestamp
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
@@ -67,11 +67,11 @@ def database_unavailable(exc: Exception) -> Response:
     return _error(503, "database unavailable; retry later")
 
 
-def _number(value: Any, name: str) -> str:
+def _number(value: Any, name: str, read: Callable[[str], str] = to_e164) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadRequest(f"{name} is required")
     try:
-        return to_e164(value)
+        return read(value)
     except InvalidPhoneNumber as exc:
         raise BadRequest(f"{name}: {exc}") from None
 
@@ -123,7 +123,7 @@ def get_history(number: str) -> Response:
 @bp.get("/can-send")
 def can_send_one() -> Response:
     profile = _profile(request.args.get("messaging_profile_id"))
-    sender = _number(request.args.get("from"), "from")
+    sender = _number(request.args.get("from"), "from", to_our_number)
     recipient = _number(request.args.get("to"), "to")
     with _connection() as conn:
         (answer,) = consent.can_send(conn, profile, sender, [recipient])
@@ -136,7 +136,7 @@ def can_send_many() -> Response:
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object with messaging_profile_id, from and to")
     profile = _profile(body.get("messaging_profile_id"))
-    sender = _number(body.get("from"), "from")
+    sender = _number(body.get("from"), "from", to_our_number)
     recipients = body.get("to")
     if not isinstance(recipients, list) or not recipients:
         raise BadRequest("to must be a non-empty list of E.164 numbers")

@@ -72,11 +72,20 @@ def db_upgrade() -> None:
 # --- dev ---------------------------------------------------------------------------------------
 
 
-def _dev_secret(path: Path, make: Any) -> str:
-    if path.exists():
-        return path.read_text().strip()
+def new_api_token() -> str:
+    """A random bearer token of hex digits: unlike URL-safe base64 it never begins with `-`,
+    which a command line would take for an option."""
+    return secrets.token_hex(24)
+
+
+def dev_api_token(data_dir: Path) -> str:
+    """The dev token kept in DATA_DIR; one an earlier version wrote with a leading `-` is
+    replaced."""
+    path = data_dir / "dev-api-token"
+    if path.exists() and not (value := path.read_text().strip()).startswith("-"):
+        return value
     path.parent.mkdir(parents=True, exist_ok=True)
-    value = str(make())
+    value = new_api_token()
     path.write_text(value + "\n")
     path.chmod(0o600)
     return value
@@ -122,11 +131,7 @@ def dev(port: int | None) -> None:
     key_path = data_dir / "dev-signing-key"
     if not settings.public_keys:
         env["TELNYX_PUBLIC_KEY"] = public_key_b64(dev_signing_key(data_dir))
-    token = (
-        settings.api_tokens[0]
-        if settings.api_tokens
-        else _dev_secret(data_dir / "dev-api-token", lambda: secrets.token_urlsafe(24))
-    )
+    token = settings.api_tokens[0] if settings.api_tokens else dev_api_token(data_dir)
     env.setdefault("API_TOKENS", token)
 
     with connect(env["DATABASE_URL"], autocommit=True) as conn:
@@ -167,7 +172,9 @@ Try it:
 @main.command(help="Send a realistic, signed message.received webhook, as Telnyx would.")
 @click.option("--text", required=True, help="The text the subscriber sends.")
 @click.option("--from", "from_number", required=True, help="Subscriber's number (E.164).")
-@click.option("--to", "to_number", required=True, help="Your Telnyx number (E.164).")
+@click.option(
+    "--to", "to_number", required=True, help="Your Telnyx number (E.164 or a short code)."
+)
 @click.option("--profile", default=None, help="Messaging profile id (default: the dev profile).")
 @click.option(
     "--autoresponse-type",
@@ -676,11 +683,17 @@ def audit_verify(anchor: str | None) -> None:
             )
         kept = audit_log.ChainHead(int(seq), digest)
     with connect(_database_url(_settings())) as conn:
-        count, broken, head = audit_log.verify(conn, kept)
-    if broken:
+        report = audit_log.verify(conn, kept)
+    for step in report.clock_steps:
+        click.echo(f"warning: {step}; hashes and links hold", err=True)
+    if report.broken:
+        broken = report.broken
         click.echo(f"audit chain BROKEN at seq {broken.seq}: {broken.reason}", err=True)
         sys.exit(1)
-    click.echo(f"audit chain intact: {count} rows" + (f"; head {head}" if head else ""))
+    click.echo(
+        f"audit chain intact: {report.intact_rows} rows"
+        + (f"; head {report.head}" if report.head else "")
+    )
 
 
 @audit.command("stats", help="Counts by action and source, and time-to-honour percentiles.")

@@ -43,6 +43,21 @@ def to_e164(number: str) -> str:
     return phonenumbers.format_number(_parse(number), phonenumbers.PhoneNumberFormat.E164)
 
 
+# A US short code: five or six digits, no country code (the CSCA assigns 5 and 6 digits).
+_SHORT_CODE = re.compile(r"[1-9]\d{4,5}")
+
+
+def is_short_code(number: str) -> bool:
+    return _SHORT_CODE.fullmatch(number) is not None
+
+
+def to_our_number(number: str) -> str:
+    """One of the organisation's sending numbers: a short code as its digits, else E.164.
+    Subscribers are always E.164 (to_e164)."""
+    text = number.strip()
+    return text if is_short_code(text) else to_e164(text)
+
+
 # Cached by the number's text: a subscriber's STOP, START and HELP ask again, and the worker
 # asks several times per event (classification, audit row, carrier block).
 @lru_cache(maxsize=65536)
@@ -54,4 +69,6 @@ def country_of(number: str) -> str | None:
 
 @lru_cache(maxsize=4096)
 def is_toll_free(number: str) -> bool:
+    if is_short_code(number):
+        return False
     return phonenumbers.number_type(_parse(number)) == PhoneNumberType.TOLL_FREE

@@ -7,13 +7,14 @@ event; everything else is optional and unknown fields are tolerated (facts.md).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from app.phones import InvalidPhoneNumber, to_e164
+from app.phones import InvalidPhoneNumber, to_e164, to_our_number
 
 MESSAGE_RECEIVED = "message.received"
 
@@ -36,7 +37,7 @@ class InboundMessage:
     occurred_at: datetime
     messaging_profile_id: str
     subscriber_number: str  # the sender of the text: payload.from
-    our_number: str  # the number they texted: payload.to[0]
+    our_number: str  # the number they texted: payload.to[0], E.164 or a short code
     text: str
     autoresponse_type: str | None
 
@@ -73,24 +74,43 @@ def parse_envelope(body: bytes) -> Envelope:
     data = document.get("data")
     if not isinstance(data, dict):
         raise InvalidPayload("data is missing or not an object")
-    event_id = data.get("id")
-    if not isinstance(event_id, str) or not event_id.strip():
-        raise InvalidPayload("data.id is missing")
+    event_id = _envelope_text(data.get("id"), "data.id")
     if len(event_id) > 200:
         raise InvalidPayload("data.id is longer than 200 characters")
-    event_type = data.get("event_type")
-    if not isinstance(event_type, str) or not event_type.strip():
-        raise InvalidPayload("data.event_type is missing")
-    return Envelope(event_id=event_id.strip(), event_type=event_type.strip(), data=data)
+    event_type = _envelope_text(data.get("event_type"), "data.event_type")
+    return Envelope(event_id=event_id, event_type=event_type, data=data)
 
 
-def _number(value: Any, field: str) -> str:
-    if not isinstance(value, dict) or not isinstance(value.get("phone_number"), str):
-        raise InvalidPayload(f"{field}.phone_number is missing")
+def _envelope_text(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidPayload(f"{field} is missing")
+    if "\x00" in value:  # PostgreSQL text cannot hold it; the event is kept without the id
+        raise InvalidPayload(f"{field} contains a NUL character")
+    return value.strip()
+
+
+def _number(value: Any, field: str, read: Callable[[str], str] = to_e164) -> str:
+    """A number given as {"phone_number": …}, or as a bare string (older payloads)."""
+    if isinstance(value, dict):
+        value, field = value.get("phone_number"), f"{field}.phone_number"
+    if not isinstance(value, str):
+        raise InvalidPayload(f"{field} is missing")
     try:
-        return to_e164(value["phone_number"])
+        return read(value)
     except InvalidPhoneNumber as exc:
-        raise InvalidPayload(f"{field}.phone_number: {exc}") from None
+        raise InvalidPayload(f"{field}: {exc}") from None
+
+
+def _our_number(recipients: Any) -> str:
+    """The number the subscriber texted: payload.to, a list (group MMS lists several; the
+    first is the profile's) or, in older payloads, a single string. A short code or E.164."""
+    if isinstance(recipients, list):
+        if not recipients:
+            raise InvalidPayload("data.payload.to is empty")
+        return _number(recipients[0], "data.payload.to[0]", to_our_number)
+    if recipients is None:
+        raise InvalidPayload("data.payload.to is missing")
+    return _number(recipients, "data.payload.to", to_our_number)
 
 
 def parse_inbound_message(envelope: Envelope) -> InboundMessage:
@@ -103,9 +123,6 @@ def parse_inbound_message(envelope: Envelope) -> InboundMessage:
     profile = payload.get("messaging_profile_id")
     if not isinstance(profile, str) or not profile.strip():
         raise InvalidPayload("data.payload.messaging_profile_id is missing")
-    recipients = payload.get("to")
-    if not isinstance(recipients, list) or not recipients:
-        raise InvalidPayload("data.payload.to is missing or empty")
     text = payload.get("text")
     if text is None:
         text = ""  # an MMS of media alone carries no text: ordinary, not malformed
@@ -119,8 +136,7 @@ def parse_inbound_message(envelope: Envelope) -> InboundMessage:
         occurred_at=occurred_at,
         messaging_profile_id=profile.strip(),
         subscriber_number=_number(payload.get("from"), "data.payload.from"),
-        # Group MMS lists several recipients; the first is the number the profile owns.
-        our_number=_number(recipients[0], "data.payload.to[0]"),
+        our_number=_our_number(payload.get("to")),
         text=text,
         autoresponse_type=autoresponse if isinstance(autoresponse, str) else None,
     )

@@ -38,13 +38,13 @@ def audit_db(make_database: Callable[[], str]) -> str:
 
 def verify(url: str, anchor: audit.ChainHead | None = None) -> tuple[int, audit.ChainBreak | None]:
     with psycopg.connect(url) as conn:
-        count, broken, _ = audit.verify(conn, anchor)
-    return count, broken
+        report = audit.verify(conn, anchor)
+    return report.intact_rows, report.broken
 
 
 def head(url: str) -> audit.ChainHead:
     with psycopg.connect(url) as conn:
-        found = audit.verify(conn)[2]
+        found = audit.verify(conn).head
     assert found is not None
     return found
 
@@ -109,23 +109,41 @@ def test_verify_catches_a_rehashed_row_by_the_next_link(audit_db: str) -> None:
     )
 
 
-def test_verify_names_a_row_inserted_out_of_order(audit_db: str) -> None:
-    # A forged row at the end, hashed correctly, but dated before the row it follows.
-    with psycopg.connect(audit_db) as conn:
+def _append_recorded_at(url: str, recorded_at: datetime) -> None:
+    """A row chained after the last one, as append writes it, but with the clock at
+    ``recorded_at``: what a database clock set back (NTP, a VM restored) produces."""
+    with psycopg.connect(url) as conn:
         cols = ", ".join(audit.CHAINED_FIELDS)
-        last = conn.execute(f"SELECT {cols}, hash FROM audit_log WHERE seq = 5").fetchone()
-    assert last is not None
-    values = [6, datetime(2020, 1, 1, tzinfo=UTC), *last[2 : len(audit.CHAINED_FIELDS)]]
-    digest = audit.row_hash(last[-1], values)
-    with psycopg.connect(audit_db) as conn:
+        last = conn.execute(
+            f"SELECT {cols}, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        assert last is not None
+        values = [last[0] + 1, recorded_at, *last[2 : len(audit.CHAINED_FIELDS)]]
         conn.execute(
             f"INSERT INTO audit_log ({cols}, prev_hash, hash) VALUES"
             f" ({', '.join(['%s'] * len(values))}, %s, %s)",
-            (*values, last[-1], digest),
+            (*values, last[-1], audit.row_hash(last[-1], values)),
         )
         conn.commit()
-    broken = verify(audit_db)[1]
-    assert broken is not None and broken.seq == 6 and "out of order" in broken.reason
+
+
+def test_a_clock_stepping_back_is_a_warning_naming_the_row_and_the_chain_stays_intact(
+    audit_db: str,
+) -> None:
+    stepped_back = datetime(2020, 1, 1, tzinfo=UTC)
+    _append_recorded_at(audit_db, stepped_back)
+    with psycopg.connect(audit_db) as conn:
+        report = audit.verify(conn)
+    assert (report.intact_rows, report.broken) == (6, None)
+    assert report.head is not None and report.head.seq == 6
+    assert [(step.seq, step.recorded_at) for step in report.clock_steps] == [(6, stepped_back)]
+
+    result = CliRunner().invoke(main, ["audit", "verify"], env={"DATABASE_URL": audit_db})
+    assert result.exit_code == 0
+    assert "audit chain intact: 6 rows; head 6:" in result.stdout
+    assert result.stderr.startswith("warning: seq 6 was recorded at 2020-01-01T00:00:00+00:00,"
+                                    " before seq 5")  # fmt: skip
+    assert result.stderr.rstrip().endswith("the clock stepped back; hashes and links hold")
 
 
 def test_anchor_catches_a_chain_rewritten_from_an_edited_row(audit_db: str) -> None:

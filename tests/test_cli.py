@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 from click.testing import CliRunner
 
 from app import inbox, migrations
-from app.cli import main
+from app.cli import dev_api_token, main, new_api_token
 from app.simulate import encode, message_received
 from workers.autoresp import KeywordEngine
 
@@ -91,3 +92,16 @@ def test_events_list_and_replay_failed(make_database: Callable[[], str]) -> None
     assert replayed.exit_code == 0 and "queued 1 event(s) again" in replayed.output
     pending = runner.invoke(main, ["events", "list", "--status", "pending", "--json"], env=env)
     assert json.loads(pending.output.splitlines()[0])["event_id"] == event_id
+
+
+def test_dev_api_token_never_begins_with_a_dash_and_an_old_one_that_did_is_replaced(
+    tmp_path: Path,
+) -> None:
+    # URL-safe base64 began with `-` once in 64 tokens; a shell command took it for an option.
+    assert [
+        token for token in (new_api_token() for _ in range(2000)) if token.startswith("-")
+    ] == []
+    (tmp_path / "dev-api-token").write_text("-mdyTctwxOLD\n")
+    token = dev_api_token(tmp_path)
+    assert not token.startswith("-")
+    assert dev_api_token(tmp_path) == token  # kept from then on

@@ -136,7 +136,7 @@ def test_verified_body_that_is_not_json_is_kept_invalid_and_400(
             lambda p: p["data"]["payload"]["from"].pop("phone_number"),
             "from.phone_number is missing",
         ),
-        (lambda p: p["data"]["payload"].update(to=[]), "payload.to is missing or empty"),
+        (lambda p: p["data"]["payload"].update(to=[]), "data.payload.to is empty"),
         (lambda p: p["data"].update(occurred_at="yesterday"), "not an ISO 8601 time"),
         (lambda p: p["data"]["payload"].pop("messaging_profile_id"), "messaging_profile_id"),
         (lambda p: p["data"]["payload"]["from"].update(phone_number="+1"), "phone_number"),
@@ -157,6 +157,24 @@ def test_verified_but_malformed_event_is_kept_invalid_and_400_naming_the_field(
     row = inbox_row(database_url, payload["data"]["id"])
     assert row is not None and row["status"] == "invalid"
     assert problem in row["last_error"]
+
+
+@pytest.mark.parametrize("field", ["id", "event_type"])
+def test_nul_in_a_signed_envelope_field_is_kept_invalid_and_400_naming_it(
+    client: FlaskClient, signing_key: SigningKey, database_url: str, field: str
+) -> None:
+    payload = fresh_ids(example("stop_long_code"))
+    payload["data"][field] += "\x00"
+    body = encode(payload)
+    response = post_webhook(client, body, signing_key)
+    assert response.status_code == 400
+    assert response.get_json() == {"error": f"data.{field} contains a NUL character"}
+    with psycopg.connect(database_url) as conn:
+        kept = conn.execute(
+            "SELECT status, event_id, last_error FROM webhook_events WHERE raw_body = %s",
+            (body,),
+        ).fetchall()
+    assert kept == [("invalid", None, f"data.{field} contains a NUL character")]
 
 
 def test_database_down_answers_503_so_telnyx_retries(

@@ -146,33 +146,58 @@ class ChainHead:
         return f"{self.seq}:{self.hash}"
 
 
-def verify_rows(
-    rows: Iterator[Sequence[Any]], anchor: ChainHead | None = None
-) -> tuple[int, ChainBreak | None, ChainHead | None]:
-    """Check rows of (CHAINED_FIELDS..., prev_hash, hash) in seq order.
+@dataclass(frozen=True)
+class ClockStep:
+    """A row recorded at an earlier time than the row before it. Rows are chained in seq
+    order, so this is the database clock set back (NTP, a VM restored or migrated), not
+    tampering: the hashes and links say whether anything was altered."""
 
-    Returns how many rows were intact, the first break if any, and the head of the chain.
-    """
+    seq: int
+    recorded_at: datetime
+    previous_recorded_at: datetime
+
+    def __str__(self) -> str:
+        return (
+            f"seq {self.seq} was recorded at {self.recorded_at.isoformat()}, before seq"
+            f" {self.seq - 1} ({self.previous_recorded_at.isoformat()}): the clock stepped back"
+        )
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    intact_rows: int
+    broken: ChainBreak | None
+    head: ChainHead | None  # None when broken or empty
+    clock_steps: list[ClockStep]
+
+
+def verify_rows(rows: Iterator[Sequence[Any]], anchor: ChainHead | None = None) -> ChainReport:
+    """Check rows of (CHAINED_FIELDS..., prev_hash, hash) in seq order: the intact rows, the
+    first break if any, the head of the chain, and where recorded_at steps back."""
     expected_prev, expected_seq, count = GENESIS_HASH, 1, 0
     previous_recorded: Any = None
+    steps: list[ClockStep] = []
     for row in rows:
         values, prev_hash, digest = row[: len(CHAINED_FIELDS)], row[-2], row[-1]
-        problem = _row_problem(values, prev_hash, digest, expected_seq, expected_prev,
-                               previous_recorded, anchor)  # fmt: skip
+        problem = _row_problem(values, prev_hash, digest, expected_seq, expected_prev, anchor)
         if problem:
-            return count, ChainBreak(values[0], problem), None
+            return ChainReport(count, ChainBreak(values[0], problem), None, steps)
+        if previous_recorded is not None and values[1] < previous_recorded:
+            steps.append(ClockStep(values[0], values[1], previous_recorded))
         expected_prev, expected_seq, count = digest, values[0] + 1, count + 1
         previous_recorded = values[1]
     if anchor is not None and anchor.seq >= expected_seq:
-        return count, ChainBreak(anchor.seq, "the anchored row no longer exists (removed)"), None
-    return count, None, ChainHead(expected_seq - 1, expected_prev) if count else None
+        removed = ChainBreak(anchor.seq, "the anchored row no longer exists (removed)")
+        return ChainReport(count, removed, None, steps)
+    head = ChainHead(expected_seq - 1, expected_prev) if count else None
+    return ChainReport(count, None, head, steps)
 
 
 def _row_problem(
     values: Sequence[Any], prev_hash: str, digest: str, expected_seq: int, expected_prev: str,
-    previous_recorded: Any, anchor: ChainHead | None,
+    anchor: ChainHead | None,
 ) -> str | None:  # fmt: skip
-    seq, recorded = values[0], values[1]
+    seq = values[0]
     if seq > expected_seq:
         return f"rows {expected_seq}..{seq - 1} are missing"
     if seq < expected_seq:
@@ -181,16 +206,12 @@ def _row_problem(
         return "prev_hash does not match the previous row's hash"
     if row_hash(prev_hash, values) != digest:
         return "content does not match its hash (row was edited)"
-    if previous_recorded is not None and recorded < previous_recorded:
-        return "recorded_at is earlier than the previous row's (inserted out of order?)"
     if anchor is not None and seq == anchor.seq and digest != anchor.hash:
         return "hash differs from the anchor kept elsewhere (the chain was rewritten)"
     return None
 
 
-def verify(
-    conn: psycopg.Connection, anchor: ChainHead | None = None
-) -> tuple[int, ChainBreak | None, ChainHead | None]:
+def verify(conn: psycopg.Connection, anchor: ChainHead | None = None) -> ChainReport:
     """Recompute the whole chain from the database, streaming with a server-side cursor."""
     columns = ", ".join((*CHAINED_FIELDS, "prev_hash", "hash"))
     with conn.transaction(), conn.cursor(name="audit_verify") as cursor:
