@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -180,18 +180,19 @@ def export_audit() -> Response:
     settings: Settings = current_app.config["SETTINGS"]
     assert settings.database_url is not None
     pool = get_pool(settings.database_url)
-    conn = pool.getconn(timeout=2.0)  # held for the whole stream, returned when it ends
+    conn = pool.getconn(timeout=2.0)  # held for the whole stream
 
-    def body() -> Iterator[bytes]:
-        try:
-            yield from exports.stream(conn, export)
-        finally:
-            conn.rollback()  # a read-only transaction; end it before the pool takes it back
-            pool.putconn(conn)
+    def give_back() -> None:
+        conn.rollback()  # a read-only transaction; end it before the pool takes it back
+        pool.putconn(conn)
 
     filename = export.filename(datetime.now(UTC))
-    return Response(
-        stream_with_context(body()),
+    response = Response(
+        stream_with_context(exports.stream(conn, export)),
         content_type=_CONTENT_TYPES[export.format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+    # The WSGI server closes every response, streamed to the end, cut off, or never started
+    # (HEAD): the one place the connection always comes back.
+    response.call_on_close(give_back)
+    return response

@@ -78,11 +78,18 @@ class Enqueuer:
         while True:
             wanted.wait()
             wanted.clear()  # before sending: a request after this point asks again
+            sent = False
             try:
-                if not self.apply_pending():
-                    metrics.ENQUEUE_FAILURES.inc()
+                sent = self.apply_pending()
             except Exception:  # this thread must outlive anything: the sweepers are slower
                 log.exception("hand-off to the worker failed")
+                self._skip_until = time.monotonic() + BROKER_BACKOFF_SECONDS
+            if not sent:
+                # The events are still waiting: ask again once the backoff is over.
+                metrics.ENQUEUE_FAILURES.inc()
+                wanted.set()
+                time.sleep(max(self._skip_until - time.monotonic(), COALESCE_SECONDS))
+                continue
             time.sleep(COALESCE_SECONDS)
 
     def apply_pending(self) -> bool:

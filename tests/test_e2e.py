@@ -175,6 +175,18 @@ def test_procfile_web_under_gunicorn_accepts_a_stop_that_the_api_then_shows(
     assert subscriber["status"] == "opted_out"
 
 
+def test_head_requests_on_the_export_leave_no_connection_behind(web: str) -> None:
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    # More than the 3 workers' pools hold (4 connections each): a leak would exhaust them.
+    for _ in range(30):
+        status, _ = http("HEAD", web + "/v1/exports/audit?format=csv", headers=auth)
+        assert status == 200
+    query = "messaging_profile_id=p&from=%2B17735550188&to=%2B13125550147"
+    answers = [http("GET", f"{web}/v1/can-send?{query}", headers=auth)[0] for _ in range(12)]
+    assert answers == [200] * 12
+    assert http("GET", web + "/readyz")[0] == 200
+
+
 def test_metrics_add_up_across_gunicorn_workers(web: str, signing_key: SigningKey) -> None:
     stranger = SigningKey.generate()
     for _ in range(12):  # spread over the 3 workers by the kernel

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import redis
 from flask.testing import FlaskClient
 from nacl.signing import SigningKey
+from prometheus_client import REGISTRY
 
 from app.config import Settings
-from app.devstack import free_port
+from app.devstack import EmbeddedRedis, free_port
+from app.enqueue import Enqueuer
 from app.simulate import encode, sign
 from app.web import create_app
-from tests.conftest import example, fresh_ids, post_webhook
+from tests.conftest import example, fresh_ids, post_webhook, wait_for
 
 
 def inbox_row(database_url: str, event_id: str) -> dict[str, Any] | None:
@@ -197,6 +202,29 @@ def test_broker_down_still_answers_200_and_the_event_stays_pending(
     assert (response.status_code, response.get_json()) == (200, {"status": "accepted"})
     row = inbox_row(database_url, payload["data"]["id"])
     assert row is not None and row["status"] == "pending"
+
+
+def enqueue_failures() -> float:
+    return REGISTRY.get_sample_value("optout_sync_enqueue_failures_total") or 0.0
+
+
+def test_a_hand_off_that_failed_is_sent_once_the_broker_is_back(
+    settings: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    queue = f"optout-sync-handoff-{uuid.uuid4().hex[:8]}"
+    enqueuer = Enqueuer(replace(settings, broker_url=f"redis://127.0.0.1:{port}/0",
+                                celery_queue=queue))  # fmt: skip
+    failures_before = enqueue_failures()
+    enqueuer.request_apply()  # the broker is down: this send fails
+    wait_for(lambda: enqueue_failures() > failures_before)
+    broker = EmbeddedRedis(tmp_path)
+    broker.start(port)
+    try:
+        # No request asks again: the failed hand-off itself is retried after its backoff.
+        wait_for(lambda: redis.Redis(port=port).llen(queue) >= 1, timeout=30)
+    finally:
+        broker.stop()
 
 
 def test_healthz_answers_while_process_is_alive(client: FlaskClient) -> None:
