@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +23,7 @@ from psycopg_pool import PoolTimeout
 
 from app import consent, exports
 from app.config import Settings
-from app.db import get_pool
+from app.db import API, get_pool
 from app.phones import InvalidPhoneNumber, to_e164, to_our_number
 from app.telnyx_events import InvalidPayload, parse_timestamp
 
@@ -87,7 +87,7 @@ def _profile(value: Any) -> str:
 def _connection() -> Any:
     settings: Settings = current_app.config["SETTINGS"]
     assert settings.database_url is not None
-    return get_pool(settings.database_url).connection(timeout=2.0)
+    return get_pool(settings.database_url, API).connection(timeout=2.0)
 
 
 def _iso(value: Any) -> Any:
@@ -179,20 +179,27 @@ def export_audit() -> Response:
         raise BadRequest(str(exc)) from None
     settings: Settings = current_app.config["SETTINGS"]
     assert settings.database_url is not None
-    pool = get_pool(settings.database_url)
+    pool = get_pool(settings.database_url, API)
     conn = pool.getconn(timeout=2.0)  # held for the whole stream
+    held = [conn]
 
     def give_back() -> None:
-        conn.rollback()  # a read-only transaction; end it before the pool takes it back
-        pool.putconn(conn)
+        if held:
+            held.pop().rollback()  # a read-only transaction; end it before the pool has it
+            pool.putconn(conn)
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield from exports.stream(conn, export)
+        finally:
+            give_back()  # as soon as the last byte is out
 
     filename = export.filename(datetime.now(UTC))
     response = Response(
-        stream_with_context(exports.stream(conn, export)),
+        stream_with_context(body()),
         content_type=_CONTENT_TYPES[export.format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
-    # The WSGI server closes every response, streamed to the end, cut off, or never started
-    # (HEAD): the one place the connection always comes back.
+    # A body never started (HEAD) runs no finally; the WSGI server closes every response.
     response.call_on_close(give_back)
     return response

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 _lock = threading.Lock()
-_pools: dict[tuple[int, str, bool], ConnectionPool] = {}
+_pools: dict[tuple[int, str, str], ConnectionPool] = {}
 
 
 def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
@@ -17,43 +18,82 @@ def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
     return psycopg.connect(url, autocommit=autocommit, connect_timeout=5)
 
 
-def pool_name(autocommit: bool = False) -> str:
-    return f"optout-sync-{os.getpid()}{'-autocommit' if autocommit else ''}"
+@dataclass(frozen=True)
+class PoolRole:
+    """What one kind of caller may do with the database: how many connections, and how long
+    a statement may run or wait for a lock before it gives up (a lock held by a migration or
+    a stuck session must not hold a request past its deadline)."""
+
+    name: str
+    max_size: int
+    autocommit: bool
+    statement_timeout_ms: int
+    lock_timeout_ms: int
 
 
-def get_pool(url: str, max_size: int = 4, *, autocommit: bool = False) -> ConnectionPool:
-    """The pool for ``url`` in this process (gunicorn and Celery fork, so key by pid).
+# The receiver answers Telnyx within 2 s: at most 0.5 s waiting for a connection
+# (receiver.POOL_WAIT_SECONDS), then 1 s for the insert, a lock wait included; else 503.
+# Autocommit: single statements, committed before execute returns (no BEGIN/COMMIT round
+# trips); it also skips the check on every checkout, because its caller retries once on a
+# connection the database dropped.
+RECEIVER = PoolRole("receiver", max_size=4, autocommit=True,
+                    statement_timeout_ms=1000, lock_timeout_ms=500)  # fmt: skip
+# /v1 reads, health and metrics. Exports lift the statement limit for their own transaction.
+API = PoolRole("api", max_size=4, autocommit=False, statement_timeout_ms=10_000,
+               lock_timeout_ms=2000)  # fmt: skip
+# Workers and beat's tasks: a batch is a few hundred rows; a lock wait past 10 s fails the
+# attempt, which is counted, instead of stalling the worker.
+WORKER = PoolRole("worker", max_size=2, autocommit=False, statement_timeout_ms=60_000,
+                  lock_timeout_ms=10_000)  # fmt: skip
 
-    An ``autocommit`` pool is for single statements, each its own transaction, committed
-    before execute returns (no BEGIN/COMMIT round trips). It also skips the check on every
-    checkout (a round trip): its callers retry once on a connection the database dropped.
-    """
-    key = (os.getpid(), url, autocommit)
+
+def get_pool(url: str, role: PoolRole) -> ConnectionPool:
+    """The pool for ``url`` and ``role`` in this process (gunicorn and Celery fork, so key by
+    pid)."""
+    key = (os.getpid(), url, role.name)
     pool = _pools.get(key)
     if pool is None:
         with _lock:
             pool = _pools.get(key)
             if pool is None:
-                name = pool_name(autocommit)
-                pool = ConnectionPool(
-                    url,
-                    min_size=1,
-                    max_size=max_size,
-                    # application_name: a DBA sees which process holds a connection.
-                    kwargs={
-                        "connect_timeout": 5,
-                        "autocommit": autocommit,
-                        "application_name": name,
-                    },
-                    # A dead connection (database restarted) is replaced, not handed out.
-                    check=None if autocommit else ConnectionPool.check_connection,
-                    open=False,
-                    name=name,
-                )
-                # Open without waiting: the web process must start (and answer 503) while
-                # the database is still down.
-                pool.open(wait=False)
+                pool = _open_pool(url, role)
                 _pools[key] = pool
+    return pool
+
+
+def application_name(role: PoolRole) -> str:
+    """What this process's pool for ``role`` calls its connections: a DBA sees which process
+    holds a connection, and for what (pg_stat_activity)."""
+    return f"optout-sync-{role.name}-{os.getpid()}"
+
+
+def _open_pool(url: str, role: PoolRole) -> ConnectionPool:
+    name = application_name(role)
+
+    def limit(conn: psycopg.Connection) -> None:
+        # SET, not a startup option: connection poolers such as PgBouncer refuse those.
+        conn.execute(
+            "SELECT set_config('statement_timeout', %s, false),"
+            " set_config('lock_timeout', %s, false)",
+            (f"{role.statement_timeout_ms}ms", f"{role.lock_timeout_ms}ms"),
+        )
+        if not role.autocommit:
+            conn.commit()
+
+    pool = ConnectionPool(
+        url,
+        min_size=1,
+        max_size=role.max_size,
+        kwargs={"connect_timeout": 5, "autocommit": role.autocommit, "application_name": name},
+        configure=limit,
+        # A dead connection (database restarted) is replaced, not handed out.
+        check=None if role.autocommit else ConnectionPool.check_connection,
+        open=False,
+        name=name,
+    )
+    # Open without waiting: the web process must start (and answer 503) while the database
+    # is still down.
+    pool.open(wait=False)
     return pool
 
 

@@ -177,6 +177,8 @@ def count_rows(conn: psycopg.Connection, request: ExportRequest) -> int:
 def stream(conn: psycopg.Connection, request: ExportRequest) -> Iterator[bytes]:
     """The export's bytes, chunk by chunk, as PostgreSQL produces them."""
     statement, params = copy_statement(request)
+    # Exports run as long as they take; the pool's statement limit is for quick requests.
+    conn.execute("SET LOCAL statement_timeout = 0")
     with conn.cursor() as cursor, cursor.copy(statement, params) as copy:
         for chunk in copy:
             yield bytes(chunk)

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from app import counters, inbox, metrics
 from app.config import Settings
-from app.db import get_pool
+from app.db import API, get_pool
 from app.enqueue import Enqueuer
 
 bp = Blueprint("health", __name__)
@@ -23,7 +23,7 @@ def readyz() -> tuple[Response, int]:
     checks: dict[str, str] = {}
     try:
         assert settings.database_url is not None
-        with get_pool(settings.database_url).connection(timeout=2.0) as conn:
+        with get_pool(settings.database_url, API).connection(timeout=2.0) as conn:
             conn.execute("SELECT 1")
         checks["database"] = "ok"
     except Exception as exc:
@@ -44,7 +44,7 @@ def prometheus_metrics() -> Response:
     try:
         # What the workers counted, kept exact in PostgreSQL (time to honour, audit rows).
         assert settings.database_url is not None
-        with get_pool(settings.database_url).connection(timeout=1.0) as conn:
+        with get_pool(settings.database_url, API).connection(timeout=1.0) as conn:
             body += counters.exposition(conn).encode()
             body += inbox.backlog_exposition(conn).encode()
     except Exception as exc:  # the process's own metrics are still worth serving

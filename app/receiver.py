@@ -11,7 +11,7 @@ from psycopg_pool import PoolTimeout
 
 from app import inbox, metrics
 from app.config import Settings
-from app.db import get_pool
+from app.db import RECEIVER, get_pool
 from app.enqueue import Enqueuer
 from app.signature import SignatureError, verify_webhook
 from app.telnyx_events import (
@@ -63,7 +63,7 @@ def receive_messaging_webhook() -> Response:
         status, problem = "invalid", str(exc)
 
     assert settings.database_url is not None
-    pool = get_pool(settings.database_url, autocommit=True)
+    pool = get_pool(settings.database_url, RECEIVER)
     # Pooled connections may have been dropped by a database restart since their last use:
     # then the pool is checked and one more try made on a working connection. The insert is
     # idempotent by event id: a first try that did land makes the second report a duplicate,
@@ -83,6 +83,11 @@ def receive_messaging_webhook() -> Response:
                     error=problem,
                 )
             break
+        except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
+            # A lock (a migration, say) or a stuck statement: trying again would miss
+            # Telnyx's 2 s deadline; answer now, and Telnyx retries.
+            log.error("webhook not recorded, database busy: %s", exc)
+            return _answer("unavailable", 503, error="database busy; retry later")
         except (psycopg.OperationalError, PoolTimeout) as exc:
             if attempt < tries and isinstance(exc, psycopg.OperationalError):
                 pool.check()  # drop every idle connection that died with the first

@@ -114,11 +114,11 @@ def test_event_accepted_while_broker_was_down_is_applied_by_the_sweeper(
 # --- gunicorn, exactly as the Procfile runs it ---------------------------------------------------
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
-         ) -> tuple[int, Any]:  # fmt: skip
+def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+         timeout: float = 10) -> tuple[int, Any]:  # fmt: skip
     request = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             raw = response.read().decode()
             status = response.status
     except urllib.error.HTTPError as exc:
@@ -173,6 +173,22 @@ def test_procfile_web_under_gunicorn_accepts_a_stop_that_the_api_then_shows(
     path = f"{web}/v1/subscribers/%2B13125550147?messaging_profile_id={profile}"
     subscriber = wait_for(lambda: (r := http("GET", path, headers=auth))[0] == 200 and r[1])
     assert subscriber["status"] == "opted_out"
+
+
+def test_a_locked_inbox_gets_a_503_inside_telnyxs_deadline_not_a_hang(
+    web: str, e2e_settings: Settings, signing_key: SigningKey
+) -> None:
+    body = encode(fresh_ids(example("stop_long_code"), new_profile()))
+    with psycopg.connect(e2e_settings.database_url or "") as locker:
+        # What a release migration's ALTER TABLE holds, for up to its own 10 min limit.
+        locker.execute("LOCK TABLE webhook_events IN ACCESS EXCLUSIVE MODE")
+        # Telnyx waits 2 s: an answer later than that is a failure to it, like a hang.
+        status, answer = http("POST", web + "/webhooks/messaging", body, sign(body, signing_key),
+                              timeout=2.0)  # fmt: skip
+        assert (status, answer) == (503, {"error": "database busy; retry later"})
+    # The lock is gone: Telnyx's retry is accepted.
+    status, answer = http("POST", web + "/webhooks/messaging", body, sign(body, signing_key))
+    assert (status, answer) == (200, {"status": "accepted"})
 
 
 def test_head_requests_on_the_export_leave_no_connection_behind(web: str) -> None:

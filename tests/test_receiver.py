@@ -260,7 +260,7 @@ def test_unknown_paths_answer_json(client: FlaskClient) -> None:
 def test_a_connection_the_database_dropped_costs_a_retry_not_a_503(
     client: FlaskClient, signing_key: SigningKey, database_url: str
 ) -> None:
-    from app.db import pool_name
+    from app.db import RECEIVER, application_name
 
     first = fresh_ids(example("stop_long_code"))
     assert post_webhook(client, first, signing_key).status_code == 200
@@ -269,7 +269,7 @@ def test_a_connection_the_database_dropped_costs_a_retry_not_a_503(
         ended = admin.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
             " WHERE application_name = %s",
-            (pool_name(autocommit=True),),
+            (application_name(RECEIVER),),
         ).fetchone()
     assert ended is not None and ended[0] >= 1
     second = fresh_ids(example("stop_long_code"))

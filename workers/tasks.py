@@ -12,7 +12,7 @@ from celery.signals import worker_ready
 from psycopg_pool import PoolTimeout
 
 from app import celery_config, counters, inbox
-from app.db import get_pool
+from app.db import WORKER, get_pool
 from workers import sync
 from workers.celery_app import celery, rules, settings
 
@@ -21,14 +21,14 @@ log = logging.getLogger(__name__)
 
 def _count_sweeper(claimed: int) -> None:
     assert settings.database_url is not None
-    with get_pool(settings.database_url, max_size=2).connection() as conn:
+    with get_pool(settings.database_url, WORKER).connection() as conn:
         counters.add(conn, {(counters.SWEEPER_METRIC, ""): claimed})
 
 
 def _drain() -> sync.BatchResult:
     assert settings.database_url is not None
     return sync.drain(
-        get_pool(settings.database_url, max_size=2),
+        get_pool(settings.database_url, WORKER),
         batch_size=settings.worker_batch_size,
         max_attempts=settings.max_attempts,
         rules=rules,
@@ -71,7 +71,7 @@ def prune_inbox() -> dict[str, int]:
     """Retention: processed and ignored events go after WEBHOOK_RETENTION_DAYS, rows and all.
     Audit rows are never pruned."""
     assert settings.database_url is not None
-    with get_pool(settings.database_url, max_size=2).connection() as conn:
+    with get_pool(settings.database_url, WORKER).connection() as conn:
         result = inbox.prune(conn, settings.webhook_retention_days)
     if any(result.removed.values()):
         log.info("retention removed inbox events received before %s: %s",
@@ -124,7 +124,7 @@ def reconcile_with_telnyx() -> str:
     client = TelnyxClient(settings.telnyx_api_key, settings.telnyx_api_base_url)
     items = list(client.list_optouts(None, since))
     assert settings.database_url is not None
-    with get_pool(settings.database_url, max_size=2).connection() as conn:
+    with get_pool(settings.database_url, WORKER).connection() as conn:
         result = record_missing(conn, items)
     log.info("reconciled %d opt-outs from Telnyx: %s", len(items), result.summary())
     return result.summary()
