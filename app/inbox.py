@@ -44,25 +44,80 @@ class ClaimedEvent:
     attempts: int
 
 
-_CLAIM_COLUMNS = "SELECT pk, event_id, raw_body, received_at, attempts FROM webhook_events"
+@dataclass(frozen=True)
+class DueEvent:
+    pk: int
+    attempts: int  # attempts that ended with an error recorded against the event
+    starts: int  # attempts begun
+
+    @property
+    def crashes(self) -> int:
+        """Attempts whose process died before it could record anything."""
+        return self.starts - self.attempts
 
 
-def claim_pending(conn: psycopg.Connection, limit: int) -> list[ClaimedEvent]:
+# After an attempt is counted the event is not due for this long, so no other worker counts
+# it too in the moment before this one locks it again. It is also how long the events of a
+# worker that died wait before another worker takes them.
+ATTEMPT_LEASE_SECONDS = 5
+
+
+def claim_due(conn: psycopg.Connection, limit: int) -> list[DueEvent]:
     """Lock up to ``limit`` due pending events for this transaction; others skip them."""
     rows = conn.execute(
-        _CLAIM_COLUMNS + " WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()"
+        "SELECT pk, attempts, starts FROM webhook_events"
+        " WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()"
         " ORDER BY next_attempt_at, pk LIMIT %s FOR UPDATE SKIP LOCKED",
         (limit,),
     ).fetchall()
-    return [ClaimedEvent(pk, eid, bytes(body), at, tries) for pk, eid, body, at, tries in rows]
+    return [DueEvent(pk, attempts, starts) for pk, attempts, starts in rows]
 
 
-def claim_event(conn: psycopg.Connection, pk: int) -> list[ClaimedEvent]:
-    """Lock one pending event by pk (empty if another transaction has it or it is done)."""
+def count_attempts(conn: psycopg.Connection, pks: Sequence[int]) -> list[int]:
+    """Count an attempt on each due pending event (skipping those another transaction holds)
+    and lease it for ATTEMPT_LEASE_SECONDS. Commit before applying: the count then survives
+    whatever ends the attempt. Returns the pks counted."""
+    if not pks:
+        return []
     rows = conn.execute(
-        _CLAIM_COLUMNS + " WHERE pk = %s AND status = 'pending' FOR UPDATE SKIP LOCKED", (pk,)
+        "UPDATE webhook_events SET starts = starts + 1,"
+        "  next_attempt_at = clock_timestamp() + make_interval(secs => %s)"
+        " WHERE pk = ANY(ARRAY(SELECT pk FROM webhook_events WHERE pk = ANY(%s)"
+        "   AND status = 'pending' AND next_attempt_at <= clock_timestamp()"
+        "   FOR UPDATE SKIP LOCKED)) RETURNING pk",
+        (ATTEMPT_LEASE_SECONDS, list(pks)),
+    ).fetchall()
+    return sorted(row[0] for row in rows)
+
+
+def set_aside_crashed(conn: psycopg.Connection, pks: Sequence[int]) -> int:
+    """Fail events whose attempts are used up, the last ones by processes that died."""
+    cursor = conn.execute(
+        "UPDATE webhook_events SET status = 'failed', last_error = format("
+        "  'the worker process ended during %%s of its %%s attempts (a time limit, out of"
+        " memory, or a crash); set aside so that other events go on: replay it once the cause"
+        " is fixed', starts - attempts, starts)"
+        " WHERE pk = ANY(%s) AND status = 'pending'",
+        (list(pks),),
+    )
+    return cursor.rowcount
+
+
+def claim_events(conn: psycopg.Connection, pks: Sequence[int]) -> list[ClaimedEvent]:
+    """Lock pending events by pk, with their bodies (those another transaction holds are
+    skipped, and those already done)."""
+    rows = conn.execute(
+        "SELECT pk, event_id, raw_body, received_at, attempts FROM webhook_events"
+        " WHERE pk = ANY(%s) AND status = 'pending' ORDER BY pk FOR UPDATE SKIP LOCKED",
+        (list(pks),),
     ).fetchall()
     return [ClaimedEvent(pk, eid, bytes(body), at, tries) for pk, eid, body, at, tries in rows]
+
+
+def claim_pending(conn: psycopg.Connection, limit: int) -> list[ClaimedEvent]:
+    """Lock up to ``limit`` due pending events with their bodies, counting no attempt: for
+    applying them in this same transaction (tests, tools). The worker counts attempts."""
+    return claim_events(conn, [event.pk for event in claim_due(conn, limit)])
 
 
 def mark_done(conn: psycopg.Connection, outcomes: Sequence[tuple[int, str, str]]) -> None:
@@ -84,7 +139,7 @@ def record_failure(conn: psycopg.Connection, pk: int, error: str, max_attempts: 
     """Count a failed attempt; after ``max_attempts`` the event is ``failed``. Returns status."""
     row = conn.execute(
         "UPDATE webhook_events SET attempts = attempts + 1, last_error = %s,"
-        "  status = CASE WHEN attempts + 1 >= %s THEN 'failed' ELSE status END,"
+        "  status = CASE WHEN greatest(attempts + 1, starts) >= %s THEN 'failed' ELSE status END,"
         "  next_attempt_at = clock_timestamp()"
         "    + make_interval(secs => least(power(2, attempts + 1), %s))"
         " WHERE pk = %s AND status = 'pending' RETURNING status",
@@ -126,7 +181,7 @@ def replay_event(conn: psycopg.Connection, event_id: str) -> None:
     if row[0] not in REPLAYABLE:
         raise ReplayRefused(f"event {event_id} is {row[0]}; only failed or invalid events replay")
     conn.execute(
-        "UPDATE webhook_events SET status = 'pending', attempts = 0,"
+        "UPDATE webhook_events SET status = 'pending', attempts = 0, starts = 0,"
         " next_attempt_at = clock_timestamp() WHERE event_id = %s",
         (event_id,),
     )
@@ -134,7 +189,7 @@ def replay_event(conn: psycopg.Connection, event_id: str) -> None:
 
 def replay_failed(conn: psycopg.Connection) -> int:
     cursor = conn.execute(
-        "UPDATE webhook_events SET status = 'pending', attempts = 0,"
+        "UPDATE webhook_events SET status = 'pending', attempts = 0, starts = 0,"
         " next_attempt_at = clock_timestamp() WHERE status = 'failed'"
     )
     return cursor.rowcount

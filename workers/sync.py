@@ -511,9 +511,13 @@ def drain(
 ) -> BatchResult:
     """Apply pending events batch after batch until none are due or the budget is spent.
 
-    Connection errors propagate (the caller retries later; nothing was committed). Any other
-    error spoils a whole batch, so that batch is re-run one event per transaction to find the
-    event at fault, which gets the failure recorded against it.
+    Each attempt is counted in a transaction of its own before the events are applied, so an
+    attempt that ends with the process still counts. Events whose process died on them before
+    are applied one per transaction, so a crash counts against the event that caused it
+    only; when their attempts are used up they are set aside as failed. Connection errors
+    propagate (the caller retries later). Any other error spoils a whole batch, so that batch
+    is re-run one event per transaction to find the event at fault, which gets the failure
+    recorded against it.
     """
     total = BatchResult()
     deadline = time.monotonic() + time_budget_seconds
@@ -521,21 +525,43 @@ def drain(
         if time.monotonic() >= deadline:
             total.out_of_time = True
             break
-        pks: list[int] = []
         with pool.connection() as conn:
-            try:
+            with conn.transaction():
+                due = inbox.claim_due(conn, batch_size)
+                worn_out = [e.pk for e in due if e.crashes and e.starts >= max_attempts]
+                suspects = [e.pk for e in due if e.crashes and e.starts < max_attempts]
+                batch = inbox.count_attempts(conn, [e.pk for e in due if not e.crashes])
+                if worn_out:
+                    set_aside = inbox.set_aside_crashed(conn, worn_out)
+                    counters.add(conn, {counters.labelled(counters.EVENTS_METRIC,
+                                                          status="failed"): set_aside})  # fmt: skip
+                    total.failed += set_aside
+            if batch:
+                _apply_batch(conn, batch, max_attempts, rules, total)
+            for pk in suspects:
                 with conn.transaction():
-                    claimed = inbox.claim_pending(conn, batch_size)
-                    pks = [event.pk for event in claimed]
-                    total.add(apply_claimed(conn, claimed, max_attempts, rules))
-            except psycopg.OperationalError:
-                raise
-            except Exception:
-                log.warning("a batch of %d events failed; applying them one by one", len(pks))
-                _apply_one_by_one(conn, pks, max_attempts, rules, total)
-        if len(pks) < batch_size:
+                    counted = inbox.count_attempts(conn, [pk])
+                _apply_one_by_one(conn, counted, max_attempts, rules, total)
+        if len(due) < batch_size:
             break
     return total
+
+
+def _apply_batch(
+    conn: psycopg.Connection,
+    pks: Sequence[int],
+    max_attempts: int,
+    rules: Rules,
+    total: BatchResult,
+) -> None:
+    try:
+        with conn.transaction():
+            total.add(apply_claimed(conn, inbox.claim_events(conn, pks), max_attempts, rules))
+    except psycopg.OperationalError:
+        raise
+    except Exception:
+        log.warning("a batch of %d events failed; applying them one by one", len(pks))
+        _apply_one_by_one(conn, pks, max_attempts, rules, total)
 
 
 def _apply_one_by_one(
@@ -548,7 +574,7 @@ def _apply_one_by_one(
     for pk in pks:
         try:
             with conn.transaction():
-                total.add(apply_claimed(conn, inbox.claim_event(conn, pk), max_attempts, rules))
+                total.add(apply_claimed(conn, inbox.claim_events(conn, [pk]), max_attempts, rules))
         except psycopg.OperationalError:
             raise
         except Exception as exc:
