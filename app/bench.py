@@ -213,6 +213,50 @@ def bench_worker(ctx: Context, url: str) -> list[Figure]:
                           f" batches of {ctx.batch_size}")]  # fmt: skip
 
 
+# --- classify ----------------------------------------------------------------------------------
+
+
+# Texts that never repeat, so no verdict comes from a cache: the intent tier reads each.
+UNIQUE_TEXTS = (
+    "Thanks! See you at {n}", "please stop texting me about order {n}",
+    "I want to cancel my order {n}", "Can I cancel my {n} appointment?",
+    "who is this? {n} stop", "leave me alone, I told you {n} times",
+    "Is the sale on until the {n}th?", "don't stop sending deals, code {n} was great",
+)  # fmt: skip
+
+
+def bench_classify(ctx: Context, url: str) -> list[Figure]:
+    """`classify --file`, one JSON verdict per line, over a campaign's replies (the worker
+    benchmark's mix, one in five unique) and over texts that are all unique, vs normalising
+    the same lines into JSON lines."""
+    from workers.autoresp import KeywordEngine
+    from workers.classify_lines import classify_lines
+    from workers.keywords import normalize
+
+    count = ctx.size.worker_events
+    campaign = [traffic_text(index) + "\n" for index in range(count)]
+    unique = [UNIQUE_TEXTS[i % len(UNIQUE_TEXTS)].format(n=i) + "\n" for i in range(count)]
+    figures = []
+    for name, lines in (("classify", campaign), ("classify-new", unique)):
+        engine = KeywordEngine()  # a fresh one: nothing cached from an earlier run
+
+        def ours(lines: list[str] = lines, engine: KeywordEngine = engine) -> None:
+            for _ in classify_lines(lines, engine, sender="+13125550147"):
+                pass
+
+        def framing(lines: list[str] = lines) -> None:
+            # The floor of any keyword matching: each text normalised, one JSON line out.
+            for line in lines:
+                text = line.rstrip("\n")
+                orjson.dumps({"text": text, "normalized": normalize(text)})
+
+        seconds, baseline = _timed(ours), _timed(framing)
+        figures.append(Figure(name, count / seconds, "texts/s", "normalising alone",
+                              count / baseline, higher_is_better=True,
+                              detail=f"{count:,} texts"))  # fmt: skip
+    return figures
+
+
 # --- can-send ----------------------------------------------------------------------------------
 
 
@@ -564,7 +608,7 @@ def bench_lag(ctx: Context, url: str) -> list[Figure]:
 
 BENCHMARKS: dict[str, Callable[[Context, str], list[Figure]]] = {
     "receiver": bench_receiver, "worker": bench_worker, "lag": bench_lag,
-    "can-send": bench_can_send, "export": bench_export,
+    "can-send": bench_can_send, "export": bench_export, "classify": bench_classify,
 }  # fmt: skip
 
 

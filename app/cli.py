@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from app import inbox, migrations
-from app.config import ConfigError, Settings
+from app.config import POSSIBLE_OPT_OUT_POLICIES, ConfigError, Settings
 from app.db import connect
 
 
@@ -248,8 +248,15 @@ def _country(number: str | None) -> str | None:
         raise click.BadParameter(str(exc), param_hint="--from") from None
 
 
-@main.command(help="Print the keyword engine's verdict on TEXT as JSON.")
-@click.argument("text")
+@main.command(
+    help="Print the keyword engine's verdict on TEXT as JSON; with --file, on every line of a"
+    " file (one text per line, or JSONL objects with text, from and profile), one JSON line each."
+)
+@click.argument("text", required=False)
+@click.option(
+    "--file", "path", type=click.File("r", encoding="utf-8"), default=None,
+    help="Classify each line of PATH (- for stdin) instead of TEXT.",
+)  # fmt: skip
 @click.option(
     "--profile", default=None, help="Messaging profile id (selects KEYWORDS_FILE configs)."
 )
@@ -258,11 +265,32 @@ def _country(number: str | None) -> str | None:
 )
 @click.option("--autoresponse-type", default=None, help="As Telnyx would set it.")
 def classify(
-    text: str, profile: str | None, from_number: str | None, autoresponse_type: str | None
+    text: str | None,
+    path: Any,
+    profile: str | None,
+    from_number: str | None,
+    autoresponse_type: str | None,
 ) -> None:
+    if (text is None) == (path is None):
+        raise click.UsageError("give a TEXT or --file PATH")
     engine = _engine(_settings())
-    verdict = engine.classify(text, autoresponse_type, profile, _country(from_number))
-    click.echo(json.dumps(asdict(verdict), ensure_ascii=False))
+    if path is None:
+        verdict = engine.classify(text, autoresponse_type, profile, _country(from_number))
+        click.echo(json.dumps(asdict(verdict), ensure_ascii=False))
+        return
+    from workers.classify_lines import LineError, classify_lines
+
+    _country(from_number)  # a bad --from is one error, not one per line
+    out = sys.stdout.buffer
+    problems = 0
+    for result in classify_lines(path, engine, profile, from_number):
+        if isinstance(result, LineError):
+            problems += 1
+            click.echo(f"{getattr(path, 'name', '-')}: {result}", err=True)
+        else:
+            out.write(result)
+    if problems:
+        raise click.ClickException(f"{problems} line(s) could not be classified")
 
 
 # --- autoresp ----------------------------------------------------------------------------------
@@ -521,6 +549,48 @@ def events_prune(dry_run: bool) -> None:
     )
 
 
+@events.command(
+    "reclassify",
+    help="What-if before changing the rules: what the engine would decide today for the"
+    " inbound texts kept since --since, next to what was decided then. Prints the"
+    " differences and their counts; changes nothing.",
+)
+@click.option("--since", required=True, help="ISO 8601; texts received from then on.")
+@click.option(
+    "--keywords", "keywords_file", type=click.Path(path_type=Path), default=None,
+    help="A KEYWORDS_FILE to try (default: the one configured).",
+)  # fmt: skip
+@click.option(
+    "--policy", type=click.Choice(POSSIBLE_OPT_OUT_POLICIES), default=None,
+    help="A POSSIBLE_OPT_OUT_POLICY to try (default: the one configured).",
+)  # fmt: skip
+def events_reclassify(since: str, keywords_file: Path | None, policy: str | None) -> None:
+    from workers.autoresp import KeywordsFileError, engine_from_file
+    from workers.reclassify import Summary, reclassify
+    from workers.sync import Rules
+
+    settings = _settings()
+    try:
+        engine = engine_from_file(keywords_file or settings.keywords_file)
+    except KeywordsFileError as exc:
+        raise click.ClickException(f"{keywords_file or 'KEYWORDS_FILE'} {exc}") from None
+    rules = Rules(engine, policy or settings.possible_opt_out_policy)
+    start = _when(since, "--since")
+    summary = Summary()
+    with connect(_database_url(settings)) as conn:
+        for decision in reclassify(conn, start, rules, summary):
+            click.echo(
+                f"{decision.event_id}  {decision.received_at:%Y-%m-%dT%H:%M:%S%z}"
+                f"  {decision.then} -> {decision.now}  {json.dumps(decision.text)}"
+            )
+    click.echo(
+        f"{summary.texts:,} inbound texts since {start.isoformat()}: {summary.changed:,} would"
+        f" be decided differently (policy {rules.possible_opt_out_policy})"
+    )
+    for (then, now), count in sorted(summary.changes.items()):
+        click.echo(f"  {then} -> {now}: {count:,}")
+
+
 def _nudge_worker(settings: Settings) -> None:
     """Ask a worker to look now; if the broker is down, beat's sweeper will."""
     if settings.broker_url:
@@ -610,7 +680,9 @@ def export(
 
 @main.command(help="Measure against baselines taken in the same run (scratch database).")
 @click.argument(
-    "names", nargs=-1, type=click.Choice(["receiver", "worker", "lag", "can-send", "export", "all"])
+    "names",
+    nargs=-1,
+    type=click.Choice(["receiver", "worker", "lag", "can-send", "export", "classify", "all"]),
 )
 @click.option(
     "--size",

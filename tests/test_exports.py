@@ -47,7 +47,7 @@ STREAM = [
     (B, "+13125550105", LONG, "STOP", "STOP", 6),
     (B, "+13125550105", LONG, "START", "START", 7),
     (B, "+13125550106", TOLL, "UNSTOP", "START", 8),
-    (B, "+13125550107", LONG, "stop, \"please\"\nnow", None, 9),  # intent, with , " and newline
+    (B, "+13125550107", LONG, "stop, \"please\"\ntexting me", None, 9),  # intent; , " and newline
 ]  # fmt: skip
 EXPECTED_ROWS = 11  # 9 consent events, two of them to toll-free (two rows each), one ordinary
 
@@ -96,7 +96,7 @@ def test_audit_csv_has_the_spec_columns_in_order_and_every_event(export_db: str)
 
 def test_csv_quotes_commas_quotes_and_newlines_rfc_4180(export_db: str) -> None:
     rows = csv_rows(run_export(export_db, "audit"))
-    assert rows[-1]["text"] == 'stop, "please"\nnow'
+    assert rows[-1]["text"] == 'stop, "please"\ntexting me'
     assert rows[-1]["action"] == "possible_opt_out"
 
 
@@ -106,7 +106,7 @@ def test_audit_jsonl_is_one_object_per_line_with_the_same_fields(export_db: str)
     assert len(objects) == EXPECTED_ROWS
     assert all(list(o) == SPEC_FIELDS for o in objects)
     assert objects[0]["seq"] == 1 and objects[0]["telnyx_block"] is True
-    assert objects[-1]["text"] == 'stop, "please"\nnow'
+    assert objects[-1]["text"] == 'stop, "please"\ntexting me'
 
 
 def test_filters_by_profile_and_time(export_db: str) -> None:

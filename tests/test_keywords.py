@@ -122,32 +122,122 @@ TABLE: list[tuple[str, str, str | None, str | None, str | None]] = [
     ("hours", US, None, "hours", "exact"),  # a custom op
     ("Horario", MX, None, "hours", "exact"),
     ("goodbye", US, None, None, None),  # configured for the VIP profile only
-    # Intent: opt-out wording inside a longer text
-    ("please stop texting me", US, None, P, "intent"),
-    ("Please stop texting me, thanks", US, None, P, "intent"),
-    ("stop sending me these messages", US, None, P, "intent"),
-    ("can you stop messaging me", US, None, P, "intent"),
-    ("Remove me from this list", US, None, P, "intent"),
-    ("take me off your list", US, None, P, "intent"),
-    ("unsubscribe me please", US, None, P, "intent"),
-    ("opt me out", US, None, P, "intent"),
-    ("don't text me again", US, None, P, "intent"),
-    ("Do not contact me", US, None, P, "intent"),
-    ("no more texts please", US, None, P, "intent"),
-    ("leave me alone", US, None, P, "intent"),
-    ("lose my number", US, None, P, "intent"),
-    ("wrong number", US, None, P, "intent"),
-    ("how do I unsubscribe?", US, None, P, "intent"),
-    ("I want to opt out", US, None, P, "intent"),
-    ("not interested", US, None, P, "intent"),
-    ("stop please", US, None, P, "intent"),
-    ("Please STOP", US, None, P, "intent"),
-    ("STOP NOW!!!", US, None, P, "intent"),
-    ("stop it", US, None, P, "intent"),
-    ("lol stop", US, None, P, "intent"),
-    ("STOP. STOP. STOP.", US, None, P, "intent"),
-    ("pls unsubscribe", US, None, P, "intent"),
-    ("Рlease stop tеxting me", US, None, P, "intent"),  # look-alikes inside a phrase
+    # INFO is a help keyword by default (CTIA)
+    ("INFO", US, None, H, "exact"),
+    ("Info?", US, None, H, "exact"),
+    # A per-se word (FCC 24-24) with only a subject or fillers: an opt-out
+    ("I opt out", US, None, S, "per_se"),
+    ("I revoke consent", US, None, S, "per_se"),
+    ("Revoke consent", US, None, S, "per_se"),
+    ("I hereby revoke my consent.", US, None, S, "per_se"),
+    ("I unsubscribe", US, None, S, "per_se"),
+    ("I quit", US, None, S, "per_se"),
+    ("STOPALL NOW", US, None, S, "per_se"),
+    ("Stopall please", US, None, S, "per_se"),
+    ("stop please", US, None, S, "per_se"),
+    ("Please STOP", US, None, S, "per_se"),
+    ("STOP NOW!!!", US, None, S, "per_se"),
+    ("lol stop", US, None, S, "per_se"),
+    ("STOP. STOP. STOP.", US, None, S, "per_se"),
+    ("Stop! Stop! Stop!", US, None, S, "per_se"),
+    ("STOP STOP", US, None, S, "per_se"),
+    ("pls unsubscribe", US, None, S, "per_se"),
+    ("opt out please", US, None, S, "per_se"),
+    ("OPT-OUT now", US, None, S, "per_se"),
+    ("cancel please", US, None, S, "per_se"),
+    ("end, thank you", US, None, S, "per_se"),
+    ("Thanks. STOP", US, None, S, "per_se"),
+    ("No, stop", US, None, S, "per_se"),
+    ("Enough, stop", US, None, S, "per_se"),
+    ("stop right now", US, None, S, "per_se"),
+    ("I said STOP", US, None, S, "per_se"),
+    ("Please, unsubscribe. Thank you.", US, None, S, "per_se"),
+    ("stop all please", US, None, S, "per_se"),
+    ("Рlease SТОР", US, None, S, "per_se"),  # look-alikes around a per-se word
+    # An opt-out verb whose object is the messaging: a possible opt-out
+    ("please stop texting me", US, None, P, "verb_with_messages"),
+    ("Please stop texting me, thanks", US, None, P, "verb_with_messages"),
+    ("stop sending me these messages", US, None, P, "verb_with_messages"),
+    ("can you stop messaging me", US, None, P, "verb_with_messages"),
+    ("Remove me from this list", US, None, P, "verb_with_messages"),
+    ("take me off your list", US, None, P, "verb_with_messages"),
+    ("unsubscribe me please", US, None, P, "verb_with_messages"),
+    ("opt me out", US, None, P, "verb_with_messages"),
+    ("stop it", US, None, P, "verb_with_messages"),
+    ("Рlease stop tеxting me", US, None, P, "verb_with_messages"),  # look-alikes in a phrase
+    ("I'd like to opt out of these texts", US, None, P, "verb_with_messages"),
+    ("Stop these texts", US, None, P, "verb_with_messages"),
+    ("Stop the messages please", US, None, P, "verb_with_messages"),
+    ("quit sending me these", US, None, P, "verb_with_messages"),
+    ("remove my name", US, None, P, "verb_with_messages"),
+    ("delete my number", US, None, P, "verb_with_messages"),
+    ("take my number off your list", US, None, P, "verb_with_messages"),
+    ("Cancel my subscription", US, None, P, "verb_with_messages"),
+    ("End this", US, None, P, "verb_with_messages"),
+    ("unsubscribe from this list", US, None, P, "verb_with_messages"),
+    ("Unsubscribe me from all lists", US, None, P, "verb_with_messages"),
+    ("stop spamming me", US, None, P, "verb_with_messages"),
+    ("Stop sending", US, None, P, "verb_with_messages"),
+    ("stop calling me", US, None, P, "verb_with_messages"),
+    ("Why won't you stop texting me", US, None, P, "verb_with_messages"),
+    ("cancel my order and stop texting me", US, None, P, "verb_with_messages"),
+    ("Stop it already", US, None, P, "verb_with_messages"),
+    (
+        "I have told you three times, YOU ARE STILL CONTACTING ME. STOP IT!!",
+        US,
+        None,
+        P,
+        "verb_with_messages",
+    ),
+    ("Stop the marketing texts", US, None, P, "verb_with_messages"),
+    ("please remove me", US, None, P, "verb_with_messages"),
+    # An opt-out verb alone after a wish or a question, or in a longer text
+    ("how do I unsubscribe?", US, None, P, "verb_alone"),
+    ("I want to opt out", US, None, P, "verb_alone"),
+    ("I wish to unsubscribe", US, None, P, "verb_alone"),
+    ("Can I unsubscribe", US, None, P, "verb_alone"),
+    ("you can stop now", US, None, P, "verb_alone"),
+    ("Please remove", US, None, P, "verb_alone"),
+    ("who is this? stop", US, None, P, "verb_alone"),
+    ("Hey, please stop! I do not want it anymore", US, None, P, "verb_alone"),
+    ("I would like to cancel", US, None, P, "verb_alone"),
+    # Phrases without an opt-out verb
+    ("don't text me again", US, None, P, "phrase"),
+    ("Do not contact me", US, None, P, "phrase"),
+    ("never text me again", US, None, P, "phrase"),
+    ("no more texts please", US, None, P, "phrase"),
+    ("leave me alone", US, None, P, "phrase"),
+    ("lose my number", US, None, P, "phrase"),
+    ("wrong number", US, None, P, "phrase"),
+    ("not interested", US, None, P, "phrase"),
+    ("I am not interested", US, None, P, "phrase"),
+    ("I don't want these texts anymore", US, None, P, "phrase"),
+    ("I no longer want to receive these messages", US, None, P, "phrase"),
+    # An object that is something else, or a negation: ordinary
+    ("I want to cancel my order", US, None, None, None),
+    ("How do I cancel my appointment?", US, None, None, None),
+    ("I need to cancel my reservation", US, None, None, None),
+    ("I want to quit smoking", US, None, None, None),
+    ("Please don't unsubscribe me", US, None, None, None),
+    ("Don't opt me out", US, None, None, None),
+    ("don't leave me alone", US, None, None, None),
+    ("don't ever stop texting me", US, None, None, None),
+    ("Never stop sending me deals!", US, None, None, None),
+    ("Stop & Shop has a sale", US, None, None, None),
+    ("Stop the bleeding", US, None, None, None),
+    ("the party will stop at 10", US, None, None, None),
+    ("don't stop believing", US, None, None, None),
+    ("I can't end this relationship", US, None, None, None),
+    ("I'll stop by tomorrow", US, None, None, None),
+    ("please stop by the office", US, None, None, None),
+    ("we need to end the meeting early", US, None, None, None),
+    ("can we end the call", US, None, None, None),
+    ("I cancelled my order", US, None, None, None),
+    ("Quitting time!", US, None, None, None),
+    ("stop light is broken", US, None, None, None),
+    ("Revoke my access card", US, None, None, None),
+    ("the unsubscribe link doesn't work", US, None, None, None),
+    ("Can you cancel my 3pm?", US, None, None, None),
     # Ordinary texts that must stay ordinary
     ("What time do you open on Saturday?", US, None, None, None),
     ("We have got to STOP this bill", US, None, None, None),
@@ -235,4 +325,48 @@ def test_case_spacing_and_punctuation_noise_never_change_a_keyword_verdict(
 def test_classify_never_crashes_and_intent_only_ever_means_possible_opt_out(text: str) -> None:
     verdict = ENGINE.classify(text, None, PROFILE, US)
     assert verdict.op in (None, "stop", "start", "help", "hours", "possible_opt_out")
-    assert (verdict.rule == "intent") == (verdict.op == "possible_opt_out")
+    assert (verdict.source == "intent") == (verdict.op == "possible_opt_out")
+
+
+# Opt-outs of every family: default stop keywords, per-se words with a subject, verbs with
+# the messaging as object, wishes, and fixed phrases.
+OPT_OUTS = [word for op, word in ALL_KEYWORDS if op == "stop"] + [
+    "I opt out", "I revoke consent", "stop texting me", "unsubscribe me", "opt me out",
+    "remove me from this list", "take me off your list", "stop sending me these messages",
+    "cancel my subscription", "quit sending me these", "I want to opt out", "leave me alone",
+    "lose my number", "no more texts", "do not contact me", "wrong number", "stop it",
+]  # fmt: skip
+AROUND = st.lists(
+    st.sampled_from(["please", "now", "!!", "pls", "right now", ".", "!", "?", ",", "thanks",
+                     "🙏", "...", "lol", "asap"]),
+    max_size=3,
+)  # fmt: skip
+
+
+@given(opt_out=st.sampled_from(OPT_OUTS), before=AROUND, after=AROUND)
+def test_please_now_and_punctuation_around_an_opt_out_never_make_it_ordinary(
+    opt_out: str, before: list[str], after: list[str]
+) -> None:
+    verdict = classify(" ".join([*before, opt_out, *after]))
+    assert verdict.op in ("stop", "possible_opt_out"), verdict
+
+
+# What people ask not to happen: an intent phrase, negated.
+INTENT_PHRASES = [
+    "stop", "opt out", "unsubscribe", "stop texting me", "unsubscribe me", "opt me out",
+    "remove me from this list", "take me off your list", "stop sending me these messages",
+    "cancel my subscription", "quit sending me these", "end these texts", "leave me alone",
+    "lose my number", "revoke my consent",
+]  # fmt: skip
+
+
+@given(
+    negation=st.sampled_from(["don't", "do not", "please don't", "never", "dont", "Don't ever"]),
+    phrase=st.sampled_from(INTENT_PHRASES),
+    after=AROUND,
+)
+def test_dont_before_an_intent_phrase_never_makes_it_an_opt_out(
+    negation: str, phrase: str, after: list[str]
+) -> None:
+    verdict = classify(" ".join([negation, phrase, *after]))
+    assert verdict.op is None, verdict

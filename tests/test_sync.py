@@ -196,6 +196,18 @@ def test_unstop_to_toll_free_number_lifts_carrier_block(db: psycopg.Connection) 
     assert audit_rows(db, profile)[-1]["action"] == "carrier_unblock"
 
 
+def test_per_se_word_among_fillers_opts_out_but_sets_no_carrier_block(
+    db: psycopg.Connection,
+) -> None:
+    # Carriers block on keywords; "STOP NOW!!" is an opt-out we read, not one they act on.
+    profile = new_profile()
+    deliver(db, event("STOP NOW!!", profile=profile, to=TOLL_FREE))
+    apply(db)
+    assert status_of(db, profile) == "opted_out"
+    assert not carrier_blocked(db, TOLL_FREE)
+    assert [(r["action"], r["source"]) for r in audit_rows(db, profile)] == [("opt_out", "keyword")]
+
+
 def test_profiles_are_independent(db: psycopg.Connection) -> None:
     first, second = new_profile(), new_profile()
     deliver(db, event("STOP", profile=first))

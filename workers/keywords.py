@@ -6,7 +6,10 @@ Pure: no Flask, no Celery, no database. Rules, in order (spec §4):
 2. Exact keyword: the normalised text equals a keyword of the custom configurations for the
    messaging profile and the sender's country (then ``*``), or of the defaults. Texts that
    only match after folding look-alike letters from other scripts (Cyrillic "ЅТОР") match too.
-3. Intent: an opt-out word or phrase inside a longer text → ``possible_opt_out``.
+3. Intent (workers.intent): a per-se revocation word said with only a subject or fillers
+   ("I opt out", "STOP NOW") → ``stop``; an opt-out verb whose object is the messaging, or
+   a wish or question to stop, or a fixed phrase ("leave me alone") → ``possible_opt_out``;
+   negated, or about something else ("cancel my order") → ordinary.
 4. Otherwise an ordinary message (``op`` is None).
 """
 
@@ -17,6 +20,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+
+from workers.intent import find_intent
 
 STOP, START, HELP = "stop", "start", "help"
 POSSIBLE_OPT_OUT = "possible_opt_out"
@@ -31,10 +36,13 @@ TELNYX_DEFAULT_KEYWORDS: Mapping[str, tuple[str, ...]] = {
 # block for them, so only this service knows the number opted out.
 FCC_REVOCATION_KEYWORDS: tuple[str, ...] = ("REVOKE", "OPT OUT", "OPTOUT", "OPT-OUT")
 
+# CTIA's universal help keywords besides HELP: they must get an answer, and change no consent.
+CTIA_HELP_KEYWORDS: tuple[str, ...] = ("INFO",)
+
 DEFAULT_KEYWORDS: Mapping[str, tuple[str, ...]] = {
     STOP: TELNYX_DEFAULT_KEYWORDS[STOP] + FCC_REVOCATION_KEYWORDS,
     START: TELNYX_DEFAULT_KEYWORDS[START],
-    HELP: TELNYX_DEFAULT_KEYWORDS[HELP],
+    HELP: TELNYX_DEFAULT_KEYWORDS[HELP] + CTIA_HELP_KEYWORDS,
 }
 
 # Telnyx's enum says "info" where its docs say "help": both mean the help operation.
@@ -50,7 +58,9 @@ class Verdict:
     source: str | None  # telnyx | keyword | intent | None
     keyword: str | None  # the keyword or phrase that matched, as configured
     normalized: str
-    rule: str | None = None  # autoresponse_type | exact | lookalike | intent | None
+    # What fired: autoresponse_type | exact | lookalike | per_se | verb_with_messages |
+    # verb_alone | phrase (workers.intent) | None
+    rule: str | None = None
 
 
 # --- normalisation -----------------------------------------------------------------------------
@@ -145,73 +155,6 @@ class KeywordTable:
 DEFAULT_TABLE = KeywordTable(DEFAULT_KEYWORDS.items())
 
 
-# --- intent: opt-out wording inside a longer text ----------------------------------------------
-
-_STOP_WORDS = r"(?:stop|unsubscribe|cancel|quit|end|revoke|opt ?-?out|optout)"
-_CONTACT = (
-    r"(?:text(?:ing)?|messag(?:e|es|ing)|send(?:ing)?|contact(?:ing)?|call(?:ing)?"
-    r"|sms|spam(?:ming)?|email(?:ing)?)"
-)
-_NEGATION = re.compile(
-    r"\b(?:don'?t|do not|never|can'?t|cannot|won'?t|not)\s+(?:\w+\s+)?" + _STOP_WORDS + r"\b"
-)
-# Phrases that mean "no more messages" wherever they appear in the text.
-_INTENT_PHRASES: Sequence[tuple[str, re.Pattern[str]]] = [
-    (name, re.compile(pattern))
-    for name, pattern in (
-        ("stop texting", r"\bstop\s+(?:all\s+)?(?:the\s+)?" + _CONTACT + r"\b"),
-        ("remove me", r"\b(?:remove|delete|take)\s+(?:me|my\s+(?:number|phone|info|details))\b"),
-        ("take me off", r"\btake\s+(?:me|my\s+number)\s+off\b"),
-        ("unsubscribe me", r"\b(?:unsubscribe|opt\s*-?\s*out)\s+(?:me|my)\b"),
-        ("opt me out", r"\bopt\s+me\s+out\b"),
-        ("don't text me",
-         r"\b(?:don'?t|do not|never|no)\s+(?:ever\s+)?" + _CONTACT + r"\s+(?:me|this number)\b"),
-        ("no more texts", r"\bno\s+more\s+(?:texts?|messages?|sms|spam|msgs?)\b"),
-        ("leave me alone", r"\bleave\s+me\s+alone\b"),
-        ("lose my number", r"\blose\s+(?:my|this)\s+number\b"),
-        ("wrong number", r"\bwrong\s+(?:number|person)\b"),
-        ("how do i stop", r"\bhow\s+(?:do|can)\s+i\s+" + _STOP_WORDS + r"\b"),
-        ("i want to stop",
-         r"\b(?:i\s+)?(?:want|wish|would like|need)\s+to\s+" + _STOP_WORDS + r"\b"),
-        ("not interested", r"\bnot\s+interested\b"),
-    )
-]  # fmt: skip
-# A keyword padded only with filler words: "stop please", "please STOP NOW", "lol stop".
-# A keyword among other words ("we have got to stop this bill", "cancel my appointment",
-# "the end") stays ordinary: that is what keeps false positives low.
-_INTENT_FILLERS = (
-    r"(?:please|pls|plz|now|right now|thanks|thank you|thx|ty|it|all|asap|already|ok|okay"
-    r"|lol|omg|just|seriously|i said|again|for real|immediately|texts?|messages?|msgs?)"
-)
-_PADDING = r"(?:" + _INTENT_FILLERS + "|" + _STOP_WORDS + ")"
-_KEYWORD_WITH_FILLERS = re.compile(
-    r"^(?:" + _PADDING + r"\s+)*" + _STOP_WORDS + r"(?:\s+" + _PADDING + r")*$"
-)
-
-
-def _words(normalized: str) -> str:
-    # Inner punctuation becomes space for intent matching: "stop, please" = "stop please".
-    cleaned = "".join(
-        ch if ch.isalnum() or ch in "'-" or ch.isspace() else " " for ch in normalized
-    ).replace("’", "'")
-    return _WHITESPACE.sub(" ", cleaned).strip()
-
-
-def detect_intent(skeleton: str) -> str | None:
-    """The opt-out phrase found in a text (given as its look-alike skeleton), or None."""
-    text = _words(skeleton)
-    if not text:
-        return None
-    if _NEGATION.search(text) and not any(p.search(text) for _, p in _INTENT_PHRASES[1:]):
-        return None
-    for name, pattern in _INTENT_PHRASES:
-        if pattern.search(text):
-            return name
-    if _KEYWORD_WITH_FILLERS.match(text):
-        return "keyword with filler words"
-    return None
-
-
 # --- the engine --------------------------------------------------------------------------------
 
 
@@ -238,7 +181,9 @@ def classify(
             op, keyword, rule = match
             shown = skeleton if rule == "lookalike" else normalized
             return Verdict(op, "keyword", keyword, shown, rule)
-    phrase = detect_intent(skeleton)
-    if phrase is not None:
-        return Verdict(POSSIBLE_OPT_OUT, "intent", phrase, normalized, "intent")
-    return Verdict(None, None, None, normalized, None)
+    found = find_intent(skeleton)
+    if found is None:
+        return Verdict(None, None, None, normalized, None)
+    if found.per_se:  # "I opt out", "STOP NOW!!": a revocation word said plainly
+        return Verdict(STOP, "keyword", found.keyword, normalized, found.rule)
+    return Verdict(POSSIBLE_OPT_OUT, "intent", found.keyword, normalized, found.rule)

@@ -33,6 +33,7 @@ from app.telnyx_events import (
 from workers import audit
 from workers.audit import AuditEntry
 from workers.autoresp import KeywordEngine
+from workers.intent import PER_SE
 from workers.keywords import HELP, POSSIBLE_OPT_OUT, START, STOP, Verdict
 
 log = logging.getLogger(__name__)
@@ -352,6 +353,17 @@ def effective_op(verdict: Verdict, policy: str) -> str | None:
     return verdict.op
 
 
+ORDINARY = "ordinary"  # the inbox outcome of a text that changes nothing
+
+
+def action_of(verdict: Verdict, policy: str) -> str:
+    """What a verdict becomes under a policy: its audit action, or ``ordinary``."""
+    op = effective_op(verdict, policy)
+    if op is None or (op == POSSIBLE_OPT_OUT and policy == "ignore"):
+        return ORDINARY
+    return ACTION_FOR_OP.get(op, "custom")
+
+
 def apply_to_subscriber(item: Classified, state: SubscriberState, policy: str) -> AuditEntry:
     """Apply one consent event to its subscriber state (in place) and describe it."""
     op = effective_op(item.verdict, policy)
@@ -370,7 +382,7 @@ def apply_to_subscriber(item: Classified, state: SubscriberState, policy: str) -
             superseded = True
     return _entry(
         item,
-        action=ACTION_FOR_OP.get(op, "custom"),
+        action=action_of(item.verdict, policy),
         source=item.verdict.source,
         previous_status=previous,
         new_status=state.status,
@@ -398,7 +410,12 @@ def apply_to_carrier_block(item: Classified, state: CarrierBlockState) -> AuditE
 
 
 def _carrier_key(item: Classified) -> tuple[str, str] | None:
-    if item.verdict.op in (STOP, START) and is_toll_free(item.message.our_number):
+    # Carriers act on keywords: a per-se word among fillers ("STOP NOW") is ours to read.
+    if (
+        item.verdict.op in (STOP, START)
+        and item.verdict.rule != PER_SE
+        and is_toll_free(item.message.our_number)
+    ):
         return (item.message.our_number, item.message.subscriber_number)
     return None
 
@@ -407,7 +424,7 @@ def apply_classified(
     conn: psycopg.Connection, items: Sequence[Classified], rules: Rules
 ) -> tuple[list[AuditEntry], list[tuple[int, str, str]]]:
     """Apply consent events; return their audit entries and inbox outcomes."""
-    ordinary = [(i.event.pk, "processed", "ordinary") for i in items if i.verdict.op is None]
+    ordinary = [(i.event.pk, "processed", ORDINARY) for i in items if i.verdict.op is None]
     consent = [item for item in items if item.verdict.op is not None]
     if not consent:
         return [], ordinary
