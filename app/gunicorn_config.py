@@ -1,4 +1,7 @@
-"""gunicorn settings for the Procfile's `web` process (`--config python:app.gunicorn_config`)."""
+"""gunicorn settings for the Procfile's `web` process (`--config python:app.gunicorn_config`).
+
+It stays outside app.web: gunicorn imports it first, and it must set the metrics folder
+before anything imports prometheus_client."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 from app.config import ConfigError, Settings  # noqa: E402
-from workers.autoresp import KeywordsFileError, engine_from_file  # noqa: E402
+from app.consent.keyword_configs import KeywordsFileError, engine_from_file  # noqa: E402
 
 try:
     _settings = Settings.from_env()

@@ -24,10 +24,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from nacl.signing import SigningKey
 
-from app import migrations
 from app.config import Settings
-from app.db import close_pools
-from app.simulate import encode, sign
+from app.devtools.simulate import encode, sign
+from app.store import migrations
+from app.store.db import close_pools
 from app.web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,14 +45,14 @@ def servers() -> Iterator[dict[str, str]]:
     database_url = os.environ.get("DATABASE_URL", "").strip()
     redis_url = os.environ.get("REDIS_URL", "").strip()
     if not database_url:
-        from app.devstack import EmbeddedPostgres
+        from app.devtools.devstack import EmbeddedPostgres
 
         # Durability settings off: tests never crash the machine, and it is 5x faster.
         postgres = EmbeddedPostgres(TEST_DATA_DIR, ("-c fsync=off", "-c full_page_writes=off"))
         database_url = postgres.start()
         started.append(postgres)
     if not redis_url:
-        from app.devstack import EmbeddedRedis
+        from app.devtools.devstack import EmbeddedRedis
 
         broker = EmbeddedRedis(TEST_DATA_DIR)
         redis_url = broker.start()

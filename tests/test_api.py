@@ -10,12 +10,12 @@ import psycopg
 import pytest
 from flask.testing import FlaskClient
 
-from app import inbox
 from app.config import Settings
-from app.simulate import encode, message_received
+from app.devtools.simulate import encode, message_received
+from app.services import apply_events
+from app.store import inbox
 from app.web import create_app
 from tests.conftest import API_TOKEN, example, fresh_ids
-from workers import sync
 
 PROFILE = "api-profile"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -43,7 +43,7 @@ def api_client(make_database: Callable[[], str], settings: Settings) -> FlaskCli
                 raw_body=encode(payload),
                 signed_at=None,
             )
-        sync.apply_claimed(conn, inbox.claim_pending(conn, 10), max_attempts=3)
+        apply_events.apply_claimed(conn, inbox.claim_pending(conn, 10), max_attempts=3)
         conn.commit()
     return create_app(replace(settings, database_url=url), {"TESTING": True}).test_client()
 

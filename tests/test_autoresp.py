@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import main
-from app.devstack import free_port
-from app.supervisor import read_procfile
+from app.consent.keyword_configs import KeywordEngine, parse_configs
+from app.devtools.devstack import free_port
+from app.devtools.supervisor import read_procfile
 from tests.conftest import ROOT
 from tests.keyword_configs import KEYWORDS
-from workers.autoresp import KeywordEngine, parse_configs
 
 GOOD_STOP = "You are unsubscribed and will get no more messages."
 

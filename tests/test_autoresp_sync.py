@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from app.cli import main
-from app.telnyx_api import TelnyxApiError, TelnyxClient
+from app.telnyx.api import TelnyxApiError, TelnyxClient
 from tests.fake_telnyx import API_KEY, FakeTelnyx, RunningFake
 from tests.keyword_configs import KEYWORDS
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import psycopg
 from click.testing import CliRunner
 
-from app import inbox
 from app.cli import main
-from app.simulate import encode, message_received
+from app.devtools.simulate import encode, message_received
+from app.services import apply_events
+from app.store import inbox
 from tests.keyword_configs import KEYWORDS
-from workers import sync
 
 US_NUMBER, MX_NUMBER = "+13125550147", "+525512345678"
 
@@ -84,7 +84,7 @@ def _applied(url: str, texts: list[tuple[str, str]]) -> None:
             inbox.record_event(conn, event_id=payload["data"]["id"], raw_body=encode(payload),
                                event_type="message.received", status="pending",
                                signed_at=None)  # fmt: skip
-        sync.apply_claimed(conn, inbox.claim_pending(conn, 100), max_attempts=3)
+        apply_events.apply_claimed(conn, inbox.claim_pending(conn, 100), max_attempts=3)
         conn.commit()
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import psycopg
 from click.testing import CliRunner
 
-from app import inbox, migrations
 from app.cli import dev_api_token, main, new_api_token
-from app.simulate import encode, message_received
-from workers.autoresp import KeywordEngine
+from app.consent.keyword_configs import KeywordEngine
+from app.devtools.simulate import encode, message_received
+from app.store import inbox, migrations
 
 
 def test_db_upgrade_is_idempotent_and_safe_to_run_concurrently(

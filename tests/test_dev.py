@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack import EmbeddedPostgres, free_port
+from app.devtools.devstack import EmbeddedPostgres, free_port
 from tests.conftest import ROOT, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -17,9 +17,9 @@ from flask.testing import FlaskClient
 from nacl.signing import SigningKey
 
 from app.config import Settings
-from app.devstack import free_port
-from app.simulate import encode, sign
-from app.supervisor import read_procfile
+from app.devtools.devstack import free_port
+from app.devtools.simulate import encode, sign
+from app.devtools.supervisor import read_procfile
 from app.web import create_app
 from tests.conftest import (
     API_TOKEN,

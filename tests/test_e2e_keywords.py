@@ -13,7 +13,7 @@ from nacl.signing import SigningKey
 
 from app.cli import main
 from app.config import Settings
-from app.simulate import message_received
+from app.devtools.simulate import message_received
 from tests.conftest import API_TOKEN, CeleryWorker, new_profile, post_webhook, wait_for
 from tests.keyword_configs import KEYWORDS
 

@@ -17,14 +17,14 @@ import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
-from app import inbox
-from app.bench import fill_audit_rows
 from app.cli import main
 from app.config import Settings
-from app.simulate import encode, message_received
+from app.devtools.bench import fill_audit_rows
+from app.devtools.simulate import encode, message_received
+from app.services import apply_events
+from app.store import inbox
 from app.web import create_app
 from tests.conftest import API_TOKEN, ROOT
-from workers import sync
 
 SPEC_FIELDS = [
     "seq", "recorded_at", "event_id", "message_id", "occurred_at", "received_at",
@@ -66,7 +66,7 @@ def export_db(make_database: Callable[[], str]) -> str:
             conn.commit()
         # One event per transaction, so each has its own recorded_at to filter on.
         while claimed := inbox.claim_pending(conn, 1):
-            sync.apply_claimed(conn, claimed, max_attempts=3)
+            apply_events.apply_claimed(conn, claimed, max_attempts=3)
             conn.commit()
     return url
 

@@ -31,12 +31,11 @@ import psycopg
 import pytest
 from nacl.signing import SigningKey
 
-from app import migrations
-from app.devstack import EmbeddedPostgres, EmbeddedRedis, free_port
-from app.simulate import encode, message_received, sign
-from app.supervisor import Supervisor, read_procfile
+from app.devtools.devstack import EmbeddedPostgres, EmbeddedRedis, free_port
+from app.devtools.simulate import encode, message_received, sign
+from app.devtools.supervisor import Supervisor, read_procfile
+from app.store import audit_log, migrations
 from tests.conftest import ROOT, wait_for
-from workers import audit
 
 pytestmark = pytest.mark.faults
 EVENTS = 1500
@@ -194,7 +193,7 @@ def settle_and_check(stack: Stack, profile: str, report: SendReport) -> dict[str
         problems = conn.execute(
             "SELECT count(*) FROM webhook_events WHERE status IN ('failed', 'invalid')"
         ).fetchone()
-        chain = audit.verify(conn)
+        chain = audit_log.verify(conn)
     lost = report.accepted - set(per_event)
     assert not lost, f"{len(lost)} accepted events were never applied"
     assert all(n == 1 for n in per_event.values()), "an event was audited more than once"

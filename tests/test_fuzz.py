@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from app.simulate import sign
+from app.devtools.simulate import sign
 from tests.conftest import API_TOKEN
 
 FUZZ = settings(max_examples=150, deadline=None,

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.consent.keyword_configs import KeywordEngine, parse_configs
+from app.consent.keywords import DEFAULT_KEYWORDS, classify, lookalike_skeleton, normalize
 from tests.keyword_configs import KEYWORDS, VIP_PROFILE
-from workers.autoresp import KeywordEngine, parse_configs
-from workers.keywords import DEFAULT_KEYWORDS, classify, lookalike_skeleton, normalize
 
 US, MX, CA = "US", "MX", "CA"
 PROFILE = "main-profile"

@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 from psycopg_pool import ConnectionPool
 
-from app import inbox
 from app.cli import main
 from app.config import Settings
+from app.devtools.simulate import encode, message_received
 from app.logs import JsonFormatter, mask_numbers
-from app.simulate import encode, message_received
+from app.services import apply_events
+from app.store import inbox
 from app.web import create_app
-from workers import sync
 
 POISONED = "+13125550666"
 
@@ -49,7 +49,7 @@ def test_poison_event_fails_is_visible_and_replays_after_a_fix(
         conn.commit()
     with ConnectionPool(url, min_size=1, max_size=1, open=True) as pool:
         for _ in range(3):  # MAX_ATTEMPTS=3; make the backoff due at once
-            sync.drain(pool, batch_size=10, max_attempts=3)
+            apply_events.drain(pool, batch_size=10, max_attempts=3)
             with pool.connection() as conn:
                 conn.execute("UPDATE webhook_events SET next_attempt_at = now()")
     client = create_app(replace(settings, database_url=url), {"TESTING": True}).test_client()
@@ -66,7 +66,7 @@ def test_poison_event_fails_is_visible_and_replays_after_a_fix(
     replayed = CliRunner().invoke(main, ["events", "replay", "--failed"], env=env)
     assert "queued 1 event(s)" in replayed.output
     with ConnectionPool(url, min_size=1, max_size=1, open=True) as pool:
-        sync.drain(pool, batch_size=10, max_attempts=3)
+        apply_events.drain(pool, batch_size=10, max_attempts=3)
     after = client.get("/metrics").get_data(as_text=True)
     assert sample(after, 'optout_sync_inbox_events{status="failed"}') == 0
     assert sample(after, 'optout_sync_events_total{status="processed"}') == 3
@@ -108,7 +108,7 @@ def test_logs_are_json_lines_with_numbers_masked_in_messages_and_tracebacks() ->
 
 
 def test_honored_increments_are_cumulative_buckets_with_sum_and_count() -> None:
-    from app.counters import HONORED_METRIC, honored_increments
+    from app.store.counters import HONORED_METRIC, honored_increments
 
     bucket = HONORED_METRIC + "_bucket"
     got = honored_increments([0.05, 0.3, 0.3, 7.0, 1e9])

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from app import phones
+from app.consent import phones
 
 
 def _by_the_parser(number: str) -> tuple[str, str | None, bool]:

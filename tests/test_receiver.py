@@ -16,10 +16,10 @@ from nacl.signing import SigningKey
 from prometheus_client import REGISTRY
 
 from app.config import Settings
-from app.devstack import EmbeddedRedis, free_port
-from app.enqueue import Enqueuer
-from app.simulate import encode, sign
+from app.devtools.devstack import EmbeddedRedis, free_port
+from app.devtools.simulate import encode, sign
 from app.web import create_app
+from app.web.handoff import Enqueuer
 from tests.conftest import example, fresh_ids, post_webhook, wait_for
 
 
@@ -260,7 +260,7 @@ def test_unknown_paths_answer_json(client: FlaskClient) -> None:
 def test_a_connection_the_database_dropped_costs_a_retry_not_a_503(
     client: FlaskClient, signing_key: SigningKey, database_url: str
 ) -> None:
-    from app.db import RECEIVER, application_name
+    from app.store.db import RECEIVER, application_name
 
     first = fresh_ids(example("stop_long_code"))
     assert post_webhook(client, first, signing_key).status_code == 200

@@ -9,11 +9,11 @@ import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
-from app import inbox
 from app.cli import main
-from app.simulate import encode, message_received
+from app.devtools.simulate import encode, message_received
+from app.services import apply_events
+from app.store import inbox
 from tests.fake_telnyx import API_KEY, FakeTelnyx, RunningFake
-from workers import sync
 
 PROFILE = "reconcile-profile"
 OTHER = "another-profile"
@@ -75,7 +75,7 @@ def test_rerun_is_idempotent_and_known_optouts_are_not_recorded_again(
     with psycopg.connect(db) as conn:
         inbox.record_event(conn, event_id=payload["data"]["id"], event_type="message.received",
                            status="pending", raw_body=encode(payload), signed_at=None)  # fmt: skip
-        sync.apply_claimed(conn, inbox.claim_pending(conn, 10), max_attempts=3)
+        apply_events.apply_claimed(conn, inbox.claim_pending(conn, 10), max_attempts=3)
         conn.commit()
     telnyx.fake.optouts = [optout("+13125550001", 0), optout("+13125550002", 1)]
     first = run(telnyx, db)
@@ -119,7 +119,7 @@ def test_a_late_optout_older_than_a_local_start_is_audited_as_superseded(
     with psycopg.connect(db) as conn:
         inbox.record_event(conn, event_id=start["data"]["id"], event_type="message.received",
                            status="pending", raw_body=encode(start), signed_at=None)  # fmt: skip
-        sync.apply_claimed(conn, inbox.claim_pending(conn, 10), max_attempts=3)
+        apply_events.apply_claimed(conn, inbox.claim_pending(conn, 10), max_attempts=3)
         conn.commit()
     telnyx.fake.optouts = [optout("+13125550008", 0)]
     run(telnyx, db)

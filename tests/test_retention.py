@@ -11,11 +11,12 @@ import psycopg
 from click.testing import CliRunner
 from nacl.signing import SigningKey
 
-from app import celery_config, inbox
+from app import celery_config
 from app.cli import main
 from app.config import Settings
-from app.enqueue import Enqueuer
+from app.store import inbox
 from app.web import create_app
+from app.web.handoff import Enqueuer
 from tests.conftest import (
     CeleryWorker,
     example,

@@ -12,10 +12,10 @@ import pytest
 from flask.testing import FlaskClient
 from nacl.signing import SigningKey
 
-from app import inbox
+from app.services import apply_events
+from app.store import inbox
 from app.web import create_app
 from tests.conftest import API_TOKEN, example, fresh_ids, new_profile, post_webhook, settings_for
-from workers import sync
 
 SUBSCRIBER = "+13125550147"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -42,7 +42,7 @@ def stop_to(recipients: Any, profile: str) -> dict[str, Any]:
 
 def apply_pending(url: str) -> None:
     with psycopg.connect(url) as conn:
-        sync.apply_claimed(conn, inbox.claim_pending(conn, 100), max_attempts=3)
+        apply_events.apply_claimed(conn, inbox.claim_pending(conn, 100), max_attempts=3)
         conn.commit()
 
 

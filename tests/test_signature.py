@@ -9,7 +9,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from app.config import ConfigError, parse_public_keys
-from app.signature import SignatureError, verify_webhook
+from app.telnyx.signature import SignatureError, verify_webhook
 
 BODY = b'{"data":{"id":"x"}}'
 

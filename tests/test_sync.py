@@ -12,14 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import inbox
-from app.consent import can_send
-from app.simulate import encode, message_received
+from app.consent.keyword_configs import KeywordEngine, parse_configs
+from app.devtools.simulate import encode, message_received
+from app.services import apply_events
+from app.services.review import ReviewError, decide, list_pending
+from app.store import inbox
+from app.store.reads import can_send
 from tests.conftest import example, fresh_ids, new_profile
 from tests.keyword_configs import KEYWORDS
-from workers import sync
-from workers.autoresp import KeywordEngine, parse_configs
-from workers.review import ReviewError, decide, list_pending
 
 SUBSCRIBER = "+13125550147"
 LONG_CODE = "+17735550188"
@@ -50,10 +50,10 @@ def deliver(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     )
 
 
-def apply(conn: psycopg.Connection, batch_size: int = 100) -> sync.BatchResult:
-    total = sync.BatchResult()
+def apply(conn: psycopg.Connection, batch_size: int = 100) -> apply_events.BatchResult:
+    total = apply_events.BatchResult()
     while claimed := inbox.claim_pending(conn, batch_size):
-        total.add(sync.apply_claimed(conn, claimed, max_attempts=3))
+        total.add(apply_events.apply_claimed(conn, claimed, max_attempts=3))
     return total
 
 
@@ -380,7 +380,7 @@ def test_drain_isolates_an_event_the_database_refuses_and_applies_the_rest(
         conn.commit()
     with ConnectionPool(url, min_size=1, max_size=1, open=True) as pool:
         for _ in range(3):  # MAX_ATTEMPTS; the backoff is skipped by making it due again
-            result = sync.drain(pool, batch_size=10, max_attempts=3)
+            result = apply_events.drain(pool, batch_size=10, max_attempts=3)
             with pool.connection() as conn:
                 conn.execute("UPDATE webhook_events SET next_attempt_at = now()")
     with psycopg.connect(url) as conn:
@@ -402,11 +402,11 @@ MEXICAN = "+525512345678"
 ENGINE = KeywordEngine(parse_configs(KEYWORDS)[0])
 
 
-def apply_with(conn: psycopg.Connection, policy: str = "review") -> sync.BatchResult:
-    rules = sync.Rules(ENGINE, policy)
-    total = sync.BatchResult()
+def apply_with(conn: psycopg.Connection, policy: str = "review") -> apply_events.BatchResult:
+    rules = apply_events.Rules(ENGINE, policy)
+    total = apply_events.BatchResult()
     while claimed := inbox.claim_pending(conn, 100):
-        total.add(sync.apply_claimed(conn, claimed, max_attempts=3, rules=rules))
+        total.add(apply_events.apply_claimed(conn, claimed, max_attempts=3, rules=rules))
     return total
 
 
@@ -610,9 +610,9 @@ def test_a_new_key_inserted_meanwhile_by_another_transaction_is_read_and_applied
             " last_occurred_at, last_event_id) VALUES (%s, %s, false, %s, %s, 'x')",
             (TOLL_FREE, number, earlier, earlier),
         )
-        results: list[sync.BatchResult] = []
+        results: list[apply_events.BatchResult] = []
         worker = threading.Thread(target=lambda: results.append(apply(ours)))
-        with caplog.at_level("INFO", logger="workers.sync"):
+        with caplog.at_level("INFO", logger="app.services.apply_events"):
             worker.start()
             worker.join(timeout=1.0)
             assert worker.is_alive(), "the batch should be waiting on the uncommitted row"

@@ -19,9 +19,9 @@ import pytest
 import redis
 from nacl.signing import SigningKey
 
-from app.devstack import free_port
-from app.simulate import encode, sign
-from app.supervisor import read_procfile
+from app.devtools.devstack import free_port
+from app.devtools.simulate import encode, sign
+from app.devtools.supervisor import read_procfile
 from tests.conftest import ROOT, _with_database, example, fresh_ids, new_profile, wait_for
 from tests.test_e2e import http, subscriber_status, wait_until_serving
 

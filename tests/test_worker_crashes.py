@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from nacl.signing import SigningKey
 
 from app.config import Settings
-from app.enqueue import Enqueuer
+from app.web.handoff import Enqueuer
 from tests.conftest import CeleryWorker, example, fresh_ids, new_profile, post_webhook, wait_for
 from tests.test_e2e import subscriber_status
 

@@ -9,8 +9,8 @@ from celery import Celery, signals
 
 from app import celery_config, logs
 from app.config import ConfigError, Settings
-from workers.autoresp import KeywordsFileError, engine_from_file
-from workers.sync import Rules
+from app.consent.keyword_configs import KeywordsFileError, engine_from_file
+from app.services.apply_events import Rules
 
 try:
     settings = Settings.from_env()

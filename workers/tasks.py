@@ -1,4 +1,4 @@
-"""Thin task shells around workers.sync; every task is safe to run twice or concurrently."""
+"""Thin task shells around app.services; every task is safe to run twice or concurrently."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import psycopg
 from celery.signals import worker_ready
 from psycopg_pool import PoolTimeout
 
-from app import celery_config, counters, inbox
-from app.db import WORKER, get_pool
-from workers import sync
+from app import celery_config
+from app.services import apply_events
+from app.store import counters, inbox
+from app.store.db import WORKER, get_pool
 from workers.celery_app import celery, rules, settings
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,9 @@ def _count_sweeper(claimed: int) -> None:
         counters.add(conn, {(counters.SWEEPER_METRIC, ""): claimed})
 
 
-def _drain() -> sync.BatchResult:
+def _drain() -> apply_events.BatchResult:
     assert settings.database_url is not None
-    return sync.drain(
+    return apply_events.drain(
         get_pool(settings.database_url, WORKER),
         batch_size=settings.worker_batch_size,
         max_attempts=settings.max_attempts,
@@ -113,8 +114,8 @@ def reconcile_with_telnyx() -> str:
     Looks back two intervals (at least a day), so one failed run is covered by the next."""
     from datetime import UTC, datetime, timedelta
 
-    from app.telnyx_api import TelnyxClient
-    from workers.reconcile import record_missing
+    from app.services.reconcile import record_missing
+    from app.telnyx.api import TelnyxClient
 
     if not settings.telnyx_api_key:
         log.warning("RECONCILE_INTERVAL is set but TELNYX_API_KEY is not: nothing reconciled")

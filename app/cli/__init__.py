@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
-from app import inbox, migrations
 from app.config import POSSIBLE_OPT_OUT_POLICIES, ConfigError, Settings
-from app.db import connect
+from app.store import inbox, migrations
+from app.store.db import connect
 
 
 def _settings() -> Settings:
@@ -28,7 +28,7 @@ def _database_url(settings: Settings) -> str:
     """DATABASE_URL, or the embedded dev database in DATA_DIR (started if needed)."""
     if settings.database_url:
         return settings.database_url
-    from app.devstack import EmbeddedPostgres, ServiceError
+    from app.devtools.devstack import EmbeddedPostgres, ServiceError
 
     try:
         return EmbeddedPostgres(settings.data_dir).start()
@@ -38,7 +38,7 @@ def _database_url(settings: Settings) -> str:
 
 def _embedded_redis(settings: Settings) -> str:
     """The embedded dev Redis in DATA_DIR (started if needed), for when no broker is set."""
-    from app.devstack import EmbeddedRedis, ServiceError
+    from app.devtools.devstack import EmbeddedRedis, ServiceError
 
     try:
         return EmbeddedRedis(settings.data_dir).start()
@@ -94,9 +94,9 @@ def dev_api_token(data_dir: Path) -> str:
 @main.command(help="Run everything locally: embedded PostgreSQL and Redis, web, worker, beat.")
 @click.option("--port", type=int, default=None, help="Web port (default PORT or 8000).")
 def dev(port: int | None) -> None:
-    from app.devstack import EmbeddedPostgres, EmbeddedRedis, ServiceError
-    from app.simulate import DEV_PROFILE_ID, dev_signing_key, public_key_b64
-    from app.supervisor import Supervisor, read_procfile
+    from app.devtools.devstack import EmbeddedPostgres, EmbeddedRedis, ServiceError
+    from app.devtools.simulate import DEV_PROFILE_ID, dev_signing_key, public_key_b64
+    from app.devtools.supervisor import Supervisor, read_procfile
 
     settings = _settings()
     _engine(settings)  # refuse to start with an invalid KEYWORDS_FILE, saying why
@@ -192,7 +192,7 @@ def simulate(
     autoresponse_type: str,
     url: str | None,
 ) -> None:
-    from app import simulate as sim
+    from app.devtools import simulate as sim
 
     settings = _settings()
     signing = os.environ.get("TELNYX_SIGNING_KEY", "").strip()
@@ -229,7 +229,7 @@ def simulate(
 
 
 def _engine(settings: Settings) -> Any:
-    from workers.autoresp import KeywordsFileError, engine_from_file
+    from app.consent.keyword_configs import KeywordsFileError, engine_from_file
 
     try:
         return engine_from_file(settings.keywords_file)
@@ -240,7 +240,7 @@ def _engine(settings: Settings) -> Any:
 def _country(number: str | None) -> str | None:
     if not number:
         return None
-    from app.phones import InvalidPhoneNumber, country_of
+    from app.consent.phones import InvalidPhoneNumber, country_of
 
     try:
         return country_of(number)
@@ -278,7 +278,7 @@ def classify(
         verdict = engine.classify(text, autoresponse_type, profile, _country(from_number))
         click.echo(json.dumps(asdict(verdict), ensure_ascii=False))
         return
-    from workers.classify_lines import LineError, classify_lines
+    from app.consent.classify_lines import LineError, classify_lines
 
     _country(from_number)  # a bad --from is one error, not one per line
     out = sys.stdout.buffer
@@ -304,7 +304,7 @@ def autoresp() -> None:
 @autoresp.command("validate", help="Check FILE against Telnyx's limits; one line per problem.")
 @click.argument("file", type=click.Path(path_type=Path))
 def autoresp_validate(file: Path) -> None:
-    from workers.autoresp import KeywordsFileError, load_keywords_file
+    from app.consent.keyword_configs import KeywordsFileError, load_keywords_file
 
     try:
         configs = load_keywords_file(file)
@@ -316,7 +316,7 @@ def autoresp_validate(file: Path) -> None:
 
 
 def _telnyx(settings: Settings) -> Any:
-    from app.telnyx_api import TelnyxClient
+    from app.telnyx.api import TelnyxClient
 
     if not settings.telnyx_api_key:
         raise click.ClickException("TELNYX_API_KEY is not set: it is needed to call Telnyx's API")
@@ -324,8 +324,8 @@ def _telnyx(settings: Settings) -> Any:
 
 
 def _remote_configs(settings: Settings, profile: str) -> list[Any]:
-    from app.telnyx_api import TelnyxApiError
-    from workers.autoresp import from_telnyx
+    from app.consent.keyword_configs import from_telnyx
+    from app.telnyx.api import TelnyxApiError
 
     try:
         items = _telnyx(settings).list_autoresp_configs(profile)
@@ -335,7 +335,7 @@ def _remote_configs(settings: Settings, profile: str) -> list[Any]:
 
 
 def _local_configs(file: Path, profile: str) -> list[Any]:
-    from workers.autoresp import KeywordsFileError, for_profile, load_keywords_file
+    from app.consent.keyword_configs import KeywordsFileError, for_profile, load_keywords_file
 
     try:
         return for_profile(load_keywords_file(file), profile)
@@ -363,7 +363,7 @@ def autoresp_pull(profile: str, output: str) -> None:
 @click.option("--profile", required=True, help="Messaging profile id.")
 @click.argument("file", type=click.Path(path_type=Path))
 def autoresp_diff(profile: str, file: Path) -> None:
-    from workers.autoresp import plan_changes
+    from app.consent.keyword_configs import plan_changes
 
     local = _local_configs(file, profile)
     changes = plan_changes(local, _remote_configs(_settings(), profile))
@@ -378,8 +378,8 @@ def autoresp_diff(profile: str, file: Path) -> None:
 @click.option("--profile", required=True, help="Messaging profile id.")
 @click.argument("file", type=click.Path(path_type=Path))
 def autoresp_push(profile: str, file: Path) -> None:
-    from app.telnyx_api import TelnyxApiError
-    from workers.autoresp import plan_changes
+    from app.consent.keyword_configs import plan_changes
+    from app.telnyx.api import TelnyxApiError
 
     settings = _settings()
     local = _local_configs(file, profile)
@@ -407,8 +407,8 @@ def autoresp_push(profile: str, file: Path) -> None:
 @click.option("--profile", default=None, help="Only this messaging profile.")
 @click.option("--since", default=None, help="Only opt-outs Telnyx created from then on (ISO 8601).")
 def reconcile(profile: str | None, since: str | None) -> None:
-    from app.telnyx_api import TelnyxApiError
-    from workers.reconcile import record_missing
+    from app.services.reconcile import record_missing
+    from app.telnyx.api import TelnyxApiError
 
     settings = _settings()
     after = _when(since, "--since")
@@ -434,7 +434,7 @@ def review() -> None:
 @review.command("list", help="Numbers held for review, oldest first, with their text.")
 @click.option("--profile", default=None)
 def review_list(profile: str | None) -> None:
-    from workers.review import list_pending
+    from app.services.review import list_pending
 
     with connect(_database_url(_settings())) as conn:
         rows = list_pending(conn, profile)
@@ -448,8 +448,8 @@ def review_list(profile: str | None) -> None:
 
 
 def _decide(phone: str, profile: str, decision: str) -> None:
-    from app.phones import InvalidPhoneNumber, to_e164
-    from workers.review import ReviewError, decide
+    from app.consent.phones import InvalidPhoneNumber, to_e164
+    from app.services.review import ReviewError, decide
 
     try:
         number = to_e164(phone)
@@ -565,9 +565,9 @@ def events_prune(dry_run: bool) -> None:
     help="A POSSIBLE_OPT_OUT_POLICY to try (default: the one configured).",
 )  # fmt: skip
 def events_reclassify(since: str, keywords_file: Path | None, policy: str | None) -> None:
-    from workers.autoresp import KeywordsFileError, engine_from_file
-    from workers.reclassify import Summary, reclassify
-    from workers.sync import Rules
+    from app.consent.keyword_configs import KeywordsFileError, engine_from_file
+    from app.services.apply_events import Rules
+    from app.services.reclassify import Summary, reclassify
 
     settings = _settings()
     try:
@@ -594,7 +594,7 @@ def events_reclassify(since: str, keywords_file: Path | None, policy: str | None
 def _nudge_worker(settings: Settings) -> None:
     """Ask a worker to look now; if the broker is down, beat's sweeper will."""
     if settings.broker_url:
-        from app.enqueue import Enqueuer
+        from app.web.handoff import Enqueuer
 
         Enqueuer(settings).apply_pending()
 
@@ -605,7 +605,7 @@ def _nudge_worker(settings: Settings) -> None:
 def _when(value: str | None, name: str) -> Any:
     if value is None:
         return None
-    from app.telnyx_events import InvalidPayload, parse_timestamp
+    from app.telnyx.events import InvalidPayload, parse_timestamp
 
     try:
         return parse_timestamp(value, name)
@@ -651,7 +651,7 @@ def export(
     kind: str, since: str | None, until: str | None, profile: str | None, fmt: str,
     output: str, spreadsheet_safe: bool,
 ) -> None:  # fmt: skip
-    from app import exports
+    from app.store import exports
 
     try:
         request = exports.ExportRequest(kind, fmt, _when(since, "--since"), _when(until, "--until"),
@@ -706,7 +706,7 @@ def export(
     help="HTTP load for the receiver: auto uses wrk when installed.",
 )
 def bench(names: tuple[str, ...], size: str, processes: int, generator: str) -> None:
-    from app import bench as benchmarks
+    from app.devtools import bench as benchmarks
 
     chosen = list(benchmarks.BENCHMARKS) if not names or "all" in names else list(names)
     settings = _settings()
@@ -744,7 +744,7 @@ def audit() -> None:
     help="A head printed by an earlier verify and kept elsewhere: proves no rewrite.",
 )
 def audit_verify(anchor: str | None) -> None:
-    from workers import audit as audit_log
+    from app.store import audit_log
 
     kept = None
     if anchor:
@@ -772,7 +772,7 @@ def audit_verify(anchor: str | None) -> None:
 @click.option("--since", default=None, help="ISO 8601; rows recorded from then on.")
 @click.option("--profile", default=None, help="Messaging profile id.")
 def audit_stats(since: str | None, profile: str | None) -> None:
-    from app.consent import audit_stats as compute
+    from app.store.reads import audit_stats as compute
 
     with connect(_database_url(_settings())) as conn:
         stats = compute(conn, _when(since, "--since"), profile)

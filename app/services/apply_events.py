@@ -20,21 +20,20 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from app import counters, inbox
-from app.inbox import ClaimedEvent
-from app.phones import country_of, is_toll_free
-from app.telnyx_events import (
+from app.consent.intent import PER_SE
+from app.consent.keyword_configs import KeywordEngine
+from app.consent.keywords import HELP, POSSIBLE_OPT_OUT, START, STOP, Verdict
+from app.consent.phones import country_of, is_toll_free
+from app.store import audit_log, counters, inbox
+from app.store.audit_log import AuditEntry
+from app.store.inbox import ClaimedEvent
+from app.telnyx.events import (
     MESSAGE_RECEIVED,
     InboundMessage,
     InvalidPayload,
     parse_envelope,
     parse_inbound_message,
 )
-from workers import audit
-from workers.audit import AuditEntry
-from workers.autoresp import KeywordEngine
-from workers.intent import PER_SE
-from workers.keywords import HELP, POSSIBLE_OPT_OUT, START, STOP, Verdict
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -496,7 +495,7 @@ def apply_claimed(
             ):
                 result.failed += 1
     entries, outcomes = apply_classified(conn, items, rules)
-    audit.append(conn, entries)
+    audit_log.append(conn, entries)
     done.extend(outcomes)
     inbox.mark_done(conn, done)
     finished: dict[tuple[str, str], float] = {}

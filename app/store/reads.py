@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from app.exports import AUDIT_COLUMNS
+from app.store.exports import AUDIT_COLUMNS
 
 # Reason codes of can-send (spec §7).
 OPTED_OUT, PENDING_REVIEW, CARRIER_BLOCK = "opted_out", "pending_review", "carrier_block"

@@ -16,7 +16,7 @@ RESTART_DELAY_SECONDS = 2.0
 
 
 # The Procfile at the top of a source checkout; an installed wheel has none.
-CHECKOUT_PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
+CHECKOUT_PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 
 
 def read_procfile(path: Path = CHECKOUT_PROCFILE) -> dict[str, str]:

@@ -9,8 +9,9 @@ import time
 
 from celery import Celery
 
-from app import celery_config, metrics
+from app import celery_config
 from app.config import Settings
+from app.web import metrics
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 
 import orjson
 
-from app.phones import InvalidPhoneNumber, country_of
-from workers.autoresp import KeywordEngine
+from app.consent.keyword_configs import KeywordEngine
+from app.consent.phones import InvalidPhoneNumber, country_of
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from app.phones import country_of
-from workers import audit
-from workers.audit import AuditEntry
-from workers.sync import lock_subscribers, save_subscribers
+from app.consent.phones import country_of
+from app.services.apply_events import lock_subscribers, save_subscribers
+from app.store import audit_log
+from app.store.audit_log import AuditEntry
 
 DECISIONS = {"confirm": "review_confirmed", "dismiss": "review_dismissed"}
 
@@ -75,7 +75,7 @@ def decide(conn: psycopg.Connection, profile: str, phone: str, decision: str) ->
         state.review_state = "dismissed"
     state.changed = True
     save_subscribers(conn, states)
-    (seq,) = audit.append(
+    (seq,) = audit_log.append(
         conn,
         [
             AuditEntry(

@@ -25,8 +25,9 @@ def sql_dir() -> Path:
     override = os.environ.get("OPTOUT_SYNC_SQL_DIR")
     if override:
         return Path(override)
-    packaged = Path(__file__).resolve().parent / "sql"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "sql"
+    app_dir = Path(__file__).resolve().parent.parent
+    packaged = app_dir / "sql"
+    return packaged if packaged.is_dir() else app_dir.parent / "sql"
 
 
 def discover(directory: Path | None = None) -> list[Migration]:

@@ -16,20 +16,19 @@ from typing import Any
 
 import psycopg
 
-from app import counters
-from app.inbox import ClaimedEvent
-from app.phones import InvalidPhoneNumber, to_e164
-from app.telnyx_events import InboundMessage, InvalidPayload, parse_timestamp
-from workers import audit
-from workers.audit import AuditEntry
-from workers.keywords import STOP, Verdict
-from workers.sync import (
+from app.consent.keywords import STOP, Verdict
+from app.consent.phones import InvalidPhoneNumber, to_e164
+from app.services.apply_events import (
     Classified,
     apply_to_subscriber,
     lock_subscribers,
     retry_on_key_taken,
     save_subscribers,
 )
+from app.store import audit_log, counters
+from app.store.audit_log import AuditEntry
+from app.store.inbox import ClaimedEvent
+from app.telnyx.events import InboundMessage, InvalidPayload, parse_timestamp
 
 SOURCE = "reconcile"
 
@@ -108,7 +107,7 @@ def record_missing(
     pending = [o for eid, o in optouts.items() if eid not in done]
     entries, already_opted_out = retry_on_key_taken(conn, lambda: _apply(conn, pending))
     result.recorded, result.already_opted_out = len(entries), already_opted_out
-    audit.append(conn, [replace(entry, telnyx_block=True) for entry in entries])
+    audit_log.append(conn, [replace(entry, telnyx_block=True) for entry in entries])
     _count(conn, result)
     return result
 

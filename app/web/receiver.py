@@ -9,17 +9,18 @@ import psycopg
 from flask import Blueprint, Response, current_app, request
 from psycopg_pool import PoolTimeout
 
-from app import inbox, metrics
 from app.config import Settings
-from app.db import RECEIVER, get_pool
-from app.enqueue import Enqueuer
-from app.signature import SignatureError, verify_webhook
-from app.telnyx_events import (
+from app.store import inbox
+from app.store.db import RECEIVER, get_pool
+from app.telnyx.events import (
     MESSAGE_RECEIVED,
     InvalidPayload,
     parse_envelope,
     parse_inbound_message,
 )
+from app.telnyx.signature import SignatureError, verify_webhook
+from app.web import metrics
+from app.web.handoff import Enqueuer
 
 log = logging.getLogger(__name__)
 bp = Blueprint("receiver", __name__)

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from workers.intent import find_intent
+from app.consent.intent import find_intent
 
 STOP, START, HELP = "stop", "start", "help"
 POSSIBLE_OPT_OUT = "possible_opt_out"

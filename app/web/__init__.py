@@ -7,9 +7,9 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from app import api, health, receiver
 from app.config import Settings
-from app.enqueue import Enqueuer
+from app.web import api, health, receiver
+from app.web.handoff import Enqueuer
 
 
 def create_app(

@@ -11,9 +11,9 @@ from datetime import datetime
 
 import psycopg
 
-from app.phones import InvalidPhoneNumber, country_of
-from app.telnyx_events import InvalidPayload, parse_envelope, parse_inbound_message
-from workers.sync import ORDINARY, Rules, action_of
+from app.consent.phones import InvalidPhoneNumber, country_of
+from app.services.apply_events import ORDINARY, Rules, action_of
+from app.telnyx.events import InvalidPayload, parse_envelope, parse_inbound_message
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from app import counters
+from app.store import counters
 
 GENESIS_HASH = "0" * 64
 AUDIT_CHAIN_LOCK_KEY = 0x6F7074_617564  # "opt" "aud"

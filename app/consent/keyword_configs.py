@@ -16,7 +16,7 @@ from typing import Any
 
 import phonenumbers
 
-from workers.keywords import (
+from app.consent.keywords import (
     DEFAULT_TABLE,
     HELP,
     OP_ALIASES,

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from app.phones import InvalidPhoneNumber, to_e164, to_our_number
+from app.consent.phones import InvalidPhoneNumber, to_e164, to_our_number
 
 MESSAGE_RECEIVED = "message.received"
 

@@ -31,11 +31,12 @@ from flask import Flask
 from nacl.signing import SigningKey
 from psycopg_pool import ConnectionPool
 
-from app import consent, exports, inbox, loadgen, migrations
-from app.devstack import free_port
-from app.simulate import encode, message_received, public_key_b64, sign
-from app.supervisor import read_procfile
-from app.telnyx_events import MESSAGE_RECEIVED
+from app.devtools import loadgen
+from app.devtools.devstack import free_port
+from app.devtools.simulate import encode, message_received, public_key_b64, sign
+from app.devtools.supervisor import read_procfile
+from app.store import exports, inbox, migrations, reads
+from app.telnyx.events import MESSAGE_RECEIVED
 
 
 @dataclass(frozen=True)
@@ -150,12 +151,12 @@ def _signed_requests(key: SigningKey, count: int, area: int) -> list[bytes]:
 
 
 def _drain_in_child(url: str, batch_size: int, ready: Any, finished: Any) -> None:
-    from workers import sync
+    from app.services import apply_events
 
     with ConnectionPool(url, min_size=1, max_size=1, open=True) as pool:
         pool.wait()
         ready.wait()  # every process connected: the clock starts
-        result = sync.drain(pool, batch_size=batch_size, max_attempts=5,
+        result = apply_events.drain(pool, batch_size=batch_size, max_attempts=5,
                             time_budget_seconds=3600)  # fmt: skip
     finished.put((result.processed, time.perf_counter()))
 
@@ -229,9 +230,9 @@ def bench_classify(ctx: Context, url: str) -> list[Figure]:
     """`classify --file`, one JSON verdict per line, over a campaign's replies (the worker
     benchmark's mix, one in five unique) and over texts that are all unique, vs normalising
     the same lines into JSON lines."""
-    from workers.autoresp import KeywordEngine
-    from workers.classify_lines import classify_lines
-    from workers.keywords import normalize
+    from app.consent.classify_lines import classify_lines
+    from app.consent.keyword_configs import KeywordEngine
+    from app.consent.keywords import normalize
 
     count = ctx.size.worker_events
     campaign = [traffic_text(index) + "\n" for index in range(count)]
@@ -270,8 +271,8 @@ def bench_can_send(ctx: Context, url: str) -> list[Figure]:
             (numbers[::2],),
         )
         conn.commit()
-        consent.can_send(conn, "bench", LONG_CODE, numbers)  # warm the plan and cache
-        ours = min(_timed(lambda: consent.can_send(conn, "bench", LONG_CODE, numbers))
+        reads.can_send(conn, "bench", LONG_CODE, numbers)  # warm the plan and cache
+        ours = min(_timed(lambda: reads.can_send(conn, "bench", LONG_CODE, numbers))
                    for _ in range(5))  # fmt: skip
         raw = min(
             _timed(lambda: conn.execute(
@@ -357,7 +358,7 @@ def _procfile() -> dict[str, str]:
 def _bare_web_command() -> str:
     """The Procfile's web command, gunicorn settings and all, serving the bare app instead."""
     words = shlex.split(_procfile()["web"])
-    return shlex.join([*words[:-1], "app.bench:bare_app()"])
+    return shlex.join([*words[:-1], "app.devtools.bench:bare_app()"])
 
 
 def bare_app() -> Flask:
@@ -558,7 +559,7 @@ def bench_lag(ctx: Context, url: str) -> list[Figure]:
     received_at), against the time accepting took. No HTTP: the load generator would take
     the two cores the worker needs (the receiver benchmark measures HTTP)."""
     from app.config import Settings
-    from app.enqueue import Enqueuer
+    from app.web.handoff import Enqueuer
 
     servers = _Servers.for_run(url, ctx.broker_url, "lag")
     size = ctx.size

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from app import counters, inbox, metrics
 from app.config import Settings
-from app.db import API, get_pool
-from app.enqueue import Enqueuer
+from app.store import counters, inbox
+from app.store.db import API, get_pool
+from app.web import metrics
+from app.web.handoff import Enqueuer
 
 bp = Blueprint("health", __name__)
 
