@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.cli import main
+from app.consent import audit_chain
+from app.consent.audit_chain import AuditEntry
 from app.store import audit_log
-from app.store.audit_log import AuditEntry
 
 
 def entry(number: str, action: str = "opt_out") -> AuditEntry:
@@ -37,14 +38,14 @@ def audit_db(make_database: Callable[[], str]) -> str:
 
 
 def verify(
-    url: str, anchor: audit_log.ChainHead | None = None
-) -> tuple[int, audit_log.ChainBreak | None]:
+    url: str, anchor: audit_chain.ChainHead | None = None
+) -> tuple[int, audit_chain.ChainBreak | None]:
     with psycopg.connect(url) as conn:
         report = audit_log.verify(conn, anchor)
     return report.intact_rows, report.broken
 
 
-def head(url: str) -> audit_log.ChainHead:
+def head(url: str) -> audit_chain.ChainHead:
     with psycopg.connect(url) as conn:
         found = audit_log.verify(conn).head
     assert found is not None
@@ -79,12 +80,12 @@ def _as_superuser_bypassing_triggers(url: str, statement: str) -> None:
 def _edit_and_rehash(url: str, seq: int) -> None:
     """What a careful superuser would do: edit a row and recompute its own hash."""
     with psycopg.connect(url) as conn:
-        cols = ", ".join((*audit_log.CHAINED_FIELDS, "prev_hash"))
+        cols = ", ".join((*audit_chain.CHAINED_FIELDS, "prev_hash"))
         row = conn.execute(f"SELECT {cols} FROM audit_log WHERE seq = %s", (seq,)).fetchone()
     assert row is not None
     values = list(row[:-1])
-    values[audit_log.CHAINED_FIELDS.index("new_status")] = "opted_in"
-    forged = audit_log.row_hash(row[-1], values)
+    values[audit_chain.CHAINED_FIELDS.index("new_status")] = "opted_in"
+    forged = audit_chain.row_hash(row[-1], values)
     _as_superuser_bypassing_triggers(
         url, f"UPDATE audit_log SET new_status = 'opted_in', hash = '{forged}' WHERE seq = {seq}"
     )
@@ -92,7 +93,7 @@ def _edit_and_rehash(url: str, seq: int) -> None:
 
 def test_verify_names_the_row_a_superuser_edited(audit_db: str) -> None:
     _as_superuser_bypassing_triggers(audit_db, "UPDATE audit_log SET text = 'START' WHERE seq = 3")
-    assert verify(audit_db)[1] == audit_log.ChainBreak(
+    assert verify(audit_db)[1] == audit_chain.ChainBreak(
         3, "content does not match its hash (row was edited)"
     )
 
@@ -106,7 +107,7 @@ def test_verify_names_the_gap_a_superuser_left(audit_db: str) -> None:
 def test_verify_catches_a_rehashed_row_by_the_next_link(audit_db: str) -> None:
     # Editing a row and recomputing its own hash still breaks the next row's prev_hash.
     _edit_and_rehash(audit_db, 2)
-    assert verify(audit_db)[1] == audit_log.ChainBreak(
+    assert verify(audit_db)[1] == audit_chain.ChainBreak(
         3, "prev_hash does not match the previous row's hash"
     )
 
@@ -115,16 +116,16 @@ def _append_recorded_at(url: str, recorded_at: datetime) -> None:
     """A row chained after the last one, as append writes it, but with the clock at
     ``recorded_at``: what a database clock set back (NTP, a VM restored) produces."""
     with psycopg.connect(url) as conn:
-        cols = ", ".join(audit_log.CHAINED_FIELDS)
+        cols = ", ".join(audit_chain.CHAINED_FIELDS)
         last = conn.execute(
             f"SELECT {cols}, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
         ).fetchone()
         assert last is not None
-        values = [last[0] + 1, recorded_at, *last[2 : len(audit_log.CHAINED_FIELDS)]]
+        values = [last[0] + 1, recorded_at, *last[2 : len(audit_chain.CHAINED_FIELDS)]]
         conn.execute(
             f"INSERT INTO audit_log ({cols}, prev_hash, hash) VALUES"
             f" ({', '.join(['%s'] * len(values))}, %s, %s)",
-            (*values, last[-1], audit_log.row_hash(last[-1], values)),
+            (*values, last[-1], audit_chain.row_hash(last[-1], values)),
         )
         conn.commit()
 
@@ -202,11 +203,11 @@ def _stdlib_canonical(values: list[object]) -> bytes:
 @settings(max_examples=500)
 @given(st.lists(_row_values, max_size=20))
 def test_canonical_json_is_the_standard_librarys_compact_form(values: list[object]) -> None:
-    assert audit_log.canonical_json(values) == _stdlib_canonical(values)
+    assert audit_chain.canonical_json(values) == _stdlib_canonical(values)
 
 
 def test_canonical_json_writes_every_character_as_the_standard_library_does() -> None:
     every = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
     for start in range(0, len(every), 4096):
         chunk = every[start : start + 4096]
-        assert audit_log.canonical_json(chunk) == _stdlib_canonical(chunk)
+        assert audit_chain.canonical_json(chunk) == _stdlib_canonical(chunk)

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from app.consent.keyword_configs import KeywordEngine, parse_configs
 from app.devtools.simulate import encode, message_received
 from app.services import apply_events
+from app.services.lookup import can_send
 from app.services.review import ReviewError, decide, list_pending
 from app.store import inbox
-from app.store.reads import can_send
 from tests.conftest import example, fresh_ids, new_profile
 from tests.keyword_configs import KEYWORDS
 

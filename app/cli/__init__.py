@@ -744,6 +744,7 @@ def audit() -> None:
     help="A head printed by an earlier verify and kept elsewhere: proves no rewrite.",
 )
 def audit_verify(anchor: str | None) -> None:
+    from app.consent import audit_chain
     from app.store import audit_log
 
     kept = None
@@ -753,7 +754,7 @@ def audit_verify(anchor: str | None) -> None:
             raise click.BadParameter(
                 "expected SEQ:HASH as printed by audit verify", param_hint="--anchor"
             )
-        kept = audit_log.ChainHead(int(seq), digest)
+        kept = audit_chain.ChainHead(int(seq), digest)
     with connect(_database_url(_settings())) as conn:
         report = audit_log.verify(conn, kept)
     for step in report.clock_steps:
@@ -772,7 +773,7 @@ def audit_verify(anchor: str | None) -> None:
 @click.option("--since", default=None, help="ISO 8601; rows recorded from then on.")
 @click.option("--profile", default=None, help="Messaging profile id.")
 def audit_stats(since: str | None, profile: str | None) -> None:
-    from app.store.reads import audit_stats as compute
+    from app.store.audit_log import audit_stats as compute
 
     with connect(_database_url(_settings())) as conn:
         stats = compute(conn, _when(since, "--since"), profile)

@@ -35,7 +35,8 @@ from app.devtools import loadgen
 from app.devtools.devstack import free_port
 from app.devtools.simulate import encode, message_received, public_key_b64, sign
 from app.devtools.supervisor import read_procfile
-from app.store import exports, inbox, migrations, reads
+from app.services import lookup
+from app.store import exports, inbox, migrations
 from app.telnyx.events import MESSAGE_RECEIVED
 
 
@@ -271,8 +272,8 @@ def bench_can_send(ctx: Context, url: str) -> list[Figure]:
             (numbers[::2],),
         )
         conn.commit()
-        reads.can_send(conn, "bench", LONG_CODE, numbers)  # warm the plan and cache
-        ours = min(_timed(lambda: reads.can_send(conn, "bench", LONG_CODE, numbers))
+        lookup.can_send(conn, "bench", LONG_CODE, numbers)  # warm the plan and cache
+        ours = min(_timed(lambda: lookup.can_send(conn, "bench", LONG_CODE, numbers))
                    for _ in range(5))  # fmt: skip
         raw = min(
             _timed(lambda: conn.execute(

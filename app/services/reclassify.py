@@ -12,7 +12,9 @@ from datetime import datetime
 import psycopg
 
 from app.consent.phones import InvalidPhoneNumber, country_of
-from app.services.apply_events import ORDINARY, Rules, action_of
+from app.consent.rules import action_of
+from app.consent.values import ORDINARY
+from app.services.apply_events import Rules
 from app.telnyx.events import InvalidPayload, parse_envelope, parse_inbound_message
 
 

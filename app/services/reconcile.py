@@ -16,21 +16,16 @@ from typing import Any
 
 import psycopg
 
+from app.consent.audit_chain import AuditEntry
 from app.consent.keywords import STOP, Verdict
 from app.consent.phones import InvalidPhoneNumber, to_e164
-from app.services.apply_events import (
-    Classified,
-    apply_to_subscriber,
-    lock_subscribers,
-    retry_on_key_taken,
-    save_subscribers,
-)
-from app.store import audit_log, counters
-from app.store.audit_log import AuditEntry
-from app.store.inbox import ClaimedEvent
+from app.consent.rules import ConsentEvent, apply_to_subscriber
+from app.consent.values import Source, Status
+from app.services.apply_events import retry_on_key_taken
+from app.store import audit_log, counters, subscribers
 from app.telnyx.events import InboundMessage, InvalidPayload, parse_timestamp
 
-SOURCE = "reconcile"
+SOURCE = Source.RECONCILE
 
 
 @dataclass
@@ -97,12 +92,7 @@ def record_missing(
     if not optouts:
         _count(conn, result)
         return result
-    done = {
-        row[0]
-        for row in conn.execute(
-            "SELECT event_id FROM audit_log WHERE event_id = ANY(%s)", (list(optouts),)
-        )
-    }
+    done = audit_log.existing_event_ids(conn, list(optouts))
     result.already_reconciled = len(done)
     pending = [o for eid, o in optouts.items() if eid not in done]
     entries, already_opted_out = retry_on_key_taken(conn, lambda: _apply(conn, pending))
@@ -114,13 +104,13 @@ def record_missing(
 
 def _apply(conn: psycopg.Connection, pending: list[TelnyxOptOut]) -> tuple[list[AuditEntry], int]:
     """Opt out the numbers of ``pending``; their audit entries and how many already were."""
-    states = lock_subscribers(conn, ((o.profile, o.subscriber) for o in pending))
+    states = subscribers.lock(conn, ((o.profile, o.subscriber) for o in pending))
     now = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
     entries = []
     already_opted_out = 0
     for optout in sorted(pending, key=lambda o: (o.created_at, o.event_id)):
         state = states[(optout.profile, optout.subscriber)]
-        if state.consent == "opted_out":
+        if state.consent == Status.OPTED_OUT:
             already_opted_out += 1
             continue
         text = optout.keyword or "STOP"
@@ -130,14 +120,10 @@ def _apply(conn: psycopg.Connection, pending: list[TelnyxOptOut]) -> tuple[list[
             our_number=optout.sender or None,  # type: ignore[arg-type]
             text=text, autoresponse_type=None,
         )  # fmt: skip
-        classified = Classified(
-            ClaimedEvent(pk=0, event_id=optout.event_id, raw_body=b"", received_at=now, attempts=0),
-            message,
-            Verdict(STOP, SOURCE, optout.keyword, text.casefold(), "telnyx opt-out list"),
-        )
+        verdict = Verdict(STOP, SOURCE, optout.keyword, text.casefold(), "telnyx opt-out list")
         # Telnyx still holds the block: the audit row says so.
-        entries.append(apply_to_subscriber(classified, state, "review"))
-    save_subscribers(conn, states)
+        entries.append(apply_to_subscriber(ConsentEvent(message, verdict, now), state, "review"))
+    subscribers.save(conn, states)
     return entries, already_opted_out
 
 

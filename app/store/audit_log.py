@@ -1,55 +1,36 @@
-"""The audit log: append-only rows chained by SHA-256 so removal or edits are provable.
+"""The audit_log table: append-only rows chained by SHA-256 (consent.audit_chain).
 
-Each row's hash covers its canonical content and the previous row's hash. ``seq`` is
-gap-free: it is assigned under a transaction-scoped advisory lock together with the chain,
-so concurrent workers append one after the other.
+``seq`` is gap-free: it is assigned under a transaction-scoped advisory lock together with
+the chain, so concurrent workers append one after the other.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import attrgetter
 from typing import Any
 
-import orjson
 import psycopg
+from psycopg.rows import dict_row
 
+from app.consent.audit_chain import (
+    CHAINED_FIELDS,
+    GENESIS_HASH,
+    AuditEntry,
+    ChainHead,
+    ChainReport,
+    entry_values,
+    row_hash,
+    verify_rows,
+)
+from app.consent.values import Action
 from app.store import counters
+from app.store.exports import AUDIT_COLUMNS
 
-GENESIS_HASH = "0" * 64
 AUDIT_CHAIN_LOCK_KEY = 0x6F7074_617564  # "opt" "aud"
 
 
-@dataclass(frozen=True)
-class AuditEntry:
-    """One consent-relevant fact, before it gets its place in the chain."""
-
-    event_id: str | None
-    message_id: str | None
-    occurred_at: datetime | None
-    received_at: datetime | None
-    messaging_profile_id: str
-    phone_number: str
-    our_number: str | None
-    country: str | None
-    action: str
-    source: str
-    text: str | None
-    autoresponse_type: str | None
-    previous_status: str | None
-    new_status: str | None
-    superseded: bool
-    telnyx_block: bool
-
-
-ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
-# Column order of the table as the chain covers it.
-CHAINED_FIELDS = ("seq", "recorded_at", *ENTRY_FIELDS)
-# dataclasses.astuple deep-copies every value; the entry is frozen, so plain reads suffice.
-_entry_values = attrgetter(*ENTRY_FIELDS)
 # Rows go in binary: neither side formats or parses text (timestamps above all).
 _COPY_ROWS = (
     f"COPY audit_log ({', '.join((*CHAINED_FIELDS, 'prev_hash', 'hash'))}) FROM STDIN"
@@ -61,25 +42,6 @@ _COPY_TYPES = [
     )
     for name in (*CHAINED_FIELDS, "prev_hash", "hash")
 ]
-
-
-def canonical_json(values: Sequence[Any]) -> bytes:
-    """A row as compact UTF-8 JSON, times as UTC ISO 8601 with microseconds.
-
-    The chain's format is ``json.dumps(row, ensure_ascii=False, separators=(",", ":"))``;
-    orjson writes exactly those bytes (tests hold it to that), several times faster.
-    """
-    return orjson.dumps(
-        [
-            v.astimezone(UTC).isoformat(timespec="microseconds") if type(v) is datetime else v
-            for v in values
-        ]
-    )
-
-
-def row_hash(prev_hash: str, values: Sequence[Any]) -> str:
-    """SHA-256 over the previous hash and the row's canonical JSON (CHAINED_FIELDS order)."""
-    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical_json(values)).hexdigest()
 
 
 def append(conn: psycopg.Connection, entries: Sequence[AuditEntry]) -> list[int]:
@@ -107,9 +69,9 @@ def append(conn: psycopg.Connection, entries: Sequence[AuditEntry]) -> list[int]
         copy.set_types(_COPY_TYPES)
         for offset, entry in enumerate(entries, start=1):
             seq = last_seq + offset
-            entry_values = _entry_values(entry)
-            digest = row_hash(prev_hash, (seq, recorded_canonical, *entry_values))
-            copy.write_row((seq, recorded_at, *entry_values, prev_hash, digest))
+            values = entry_values(entry)
+            digest = row_hash(prev_hash, (seq, recorded_canonical, *values))
+            copy.write_row((seq, recorded_at, *values, prev_hash, digest))
             prev_hash = digest
             seqs.append(seq)
     counters.add(conn, _counts(entries, recorded_at))
@@ -128,89 +90,6 @@ def _counts(entries: Sequence[AuditEntry], recorded_at: datetime) -> counters.In
     return increments
 
 
-@dataclass(frozen=True)
-class ChainBreak:
-    seq: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class ChainHead:
-    """The last row of an intact chain: publish it somewhere else to anchor the chain, since
-    a superuser could rewrite every row after an edit, but not a hash kept elsewhere."""
-
-    seq: int
-    hash: str
-
-    def __str__(self) -> str:
-        return f"{self.seq}:{self.hash}"
-
-
-@dataclass(frozen=True)
-class ClockStep:
-    """A row recorded at an earlier time than the row before it. Rows are chained in seq
-    order, so this is the database clock set back (NTP, a VM restored or migrated), not
-    tampering: the hashes and links say whether anything was altered."""
-
-    seq: int
-    recorded_at: datetime
-    previous_recorded_at: datetime
-
-    def __str__(self) -> str:
-        return (
-            f"seq {self.seq} was recorded at {self.recorded_at.isoformat()}, before seq"
-            f" {self.seq - 1} ({self.previous_recorded_at.isoformat()}): the clock stepped back"
-        )
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    intact_rows: int
-    broken: ChainBreak | None
-    head: ChainHead | None  # None when broken or empty
-    clock_steps: list[ClockStep]
-
-
-def verify_rows(rows: Iterator[Sequence[Any]], anchor: ChainHead | None = None) -> ChainReport:
-    """Check rows of (CHAINED_FIELDS..., prev_hash, hash) in seq order: the intact rows, the
-    first break if any, the head of the chain, and where recorded_at steps back."""
-    expected_prev, expected_seq, count = GENESIS_HASH, 1, 0
-    previous_recorded: Any = None
-    steps: list[ClockStep] = []
-    for row in rows:
-        values, prev_hash, digest = row[: len(CHAINED_FIELDS)], row[-2], row[-1]
-        problem = _row_problem(values, prev_hash, digest, expected_seq, expected_prev, anchor)
-        if problem:
-            return ChainReport(count, ChainBreak(values[0], problem), None, steps)
-        if previous_recorded is not None and values[1] < previous_recorded:
-            steps.append(ClockStep(values[0], values[1], previous_recorded))
-        expected_prev, expected_seq, count = digest, values[0] + 1, count + 1
-        previous_recorded = values[1]
-    if anchor is not None and anchor.seq >= expected_seq:
-        removed = ChainBreak(anchor.seq, "the anchored row no longer exists (removed)")
-        return ChainReport(count, removed, None, steps)
-    head = ChainHead(expected_seq - 1, expected_prev) if count else None
-    return ChainReport(count, None, head, steps)
-
-
-def _row_problem(
-    values: Sequence[Any], prev_hash: str, digest: str, expected_seq: int, expected_prev: str,
-    anchor: ChainHead | None,
-) -> str | None:  # fmt: skip
-    seq = values[0]
-    if seq > expected_seq:
-        return f"rows {expected_seq}..{seq - 1} are missing"
-    if seq < expected_seq:
-        return f"sequence goes back: expected {expected_seq}"
-    if prev_hash != expected_prev:
-        return "prev_hash does not match the previous row's hash"
-    if row_hash(prev_hash, values) != digest:
-        return "content does not match its hash (row was edited)"
-    if anchor is not None and seq == anchor.seq and digest != anchor.hash:
-        return "hash differs from the anchor kept elsewhere (the chain was rewritten)"
-    return None
-
-
 def verify(conn: psycopg.Connection, anchor: ChainHead | None = None) -> ChainReport:
     """Recompute the whole chain from the database, streaming with a server-side cursor."""
     columns = ", ".join((*CHAINED_FIELDS, "prev_hash", "hash"))
@@ -218,3 +97,68 @@ def verify(conn: psycopg.Connection, anchor: ChainHead | None = None) -> ChainRe
         cursor.itersize = 5000
         cursor.execute(f"SELECT {columns} FROM audit_log ORDER BY seq")
         return verify_rows(iter(cursor), anchor)
+
+
+# History answers the audit export's columns (spec §6), as plain values for JSON.
+_HISTORY_SELECT = ", ".join(f'{c.expression} AS "{c.name}"' for c in AUDIT_COLUMNS)
+
+
+def history(conn: psycopg.Connection, profile: str, number: str) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(
+            f"SELECT {_HISTORY_SELECT} FROM audit_log"
+            " WHERE phone_number = %s AND messaging_profile_id = %s ORDER BY seq",
+            (number, profile),
+        ).fetchall()
+
+
+def existing_event_ids(conn: psycopg.Connection, event_ids: Sequence[str]) -> set[str]:
+    """Which of ``event_ids`` already have an audit row."""
+    rows = conn.execute(
+        "SELECT event_id FROM audit_log WHERE event_id = ANY(%s)", (list(event_ids),)
+    )
+    return {row[0] for row in rows}
+
+
+def held_text(conn: psycopg.Connection, event_id: str | None) -> tuple[str | None, str | None]:
+    """(text, our number) of the possible opt-out that put a number under review."""
+    row = conn.execute(
+        "SELECT text, our_number FROM audit_log WHERE event_id = %s AND action = %s",
+        (event_id, Action.POSSIBLE_OPT_OUT),
+    ).fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+@dataclass(frozen=True)
+class AuditStats:
+    counts: list[tuple[str, str, int]]
+    honored_all: tuple[float, float, float, float] | None
+    honored_opt_out: tuple[float, float, float, float] | None
+
+
+def audit_stats(
+    conn: psycopg.Connection, since: Any = None, profile: str | None = None
+) -> AuditStats:
+    """Rows by action and source; p50/p90/p99/max of honored seconds (operator rows aside)."""
+    where = "(%(since)s::timestamptz IS NULL OR recorded_at >= %(since)s)" \
+            " AND (%(profile)s::text IS NULL OR messaging_profile_id = %(profile)s)"  # fmt: skip
+    params = {"since": since, "profile": profile}
+    counts = conn.execute(
+        f"SELECT action, source, count(*) FROM audit_log WHERE {where}"
+        " GROUP BY action, source ORDER BY action, source",
+        params,
+    ).fetchall()
+    honored = "extract(epoch FROM recorded_at - received_at)"
+    percentiles = (
+        f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {honored}),"
+        f" percentile_cont(0.9) WITHIN GROUP (ORDER BY {honored}),"
+        f" percentile_cont(0.99) WITHIN GROUP (ORDER BY {honored}), max({honored})"
+        f" FROM audit_log WHERE {where} AND source <> 'operator' AND received_at IS NOT NULL"
+    )
+    everything = conn.execute(percentiles, params).fetchone()
+    opt_outs = conn.execute(percentiles + " AND action = 'opt_out'", params).fetchone()
+
+    def floats(row: Any) -> tuple[float, float, float, float] | None:
+        return None if row is None or row[0] is None else tuple(float(v) for v in row)  # type: ignore[return-value]
+
+    return AuditStats([(a, s, int(n)) for a, s, n in counts], floats(everything), floats(opt_outs))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
@@ -114,3 +116,23 @@ def close_pools() -> None:
             if key[0] == os.getpid():
                 pool.close()
             del _pools[key]
+
+
+# --- inserting state rows: a key another transaction inserted first -----------------------
+# Existing rows are locked (FOR UPDATE) and read; keys without a row get a fresh state that is
+# inserted, with its final values, when saved. Should another transaction insert one of those
+# keys first, saving raises KeyTaken and the caller applies again.
+
+
+class KeyTaken(Exception):
+    """A key this transaction meant to insert was inserted by another one meanwhile."""
+
+
+@contextmanager
+def key_taken_on_conflict() -> Iterator[None]:
+    # A plain INSERT costs about half an INSERT … ON CONFLICT, and a conflict is rare: the
+    # rows were looked up under lock just before.
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        raise KeyTaken(str(exc)) from exc

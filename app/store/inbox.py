@@ -5,12 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 import psycopg
 from psycopg.rows import dict_row
 
-STATUSES = ("pending", "processed", "failed", "invalid", "ignored")
-REPLAYABLE = ("failed", "invalid")
+
+class EventStatus(StrEnum):
+    """Where an inbox event stands (the table's CHECK holds the same values)."""
+
+    PENDING = "pending"  # waiting for a worker
+    PROCESSED = "processed"  # applied: state, audit rows and outcome committed together
+    FAILED = "failed"  # its attempts are used up; kept with its error, replayable
+    INVALID = "invalid"  # verified but unreadable; kept raw, replayable after a fix
+    IGNORED = "ignored"  # another event type (message.sent, message.finalized)
+
+
+PENDING, PROCESSED, FAILED, INVALID, IGNORED = EventStatus
+STATUSES = tuple(status.value for status in EventStatus)
+REPLAYABLE = (FAILED, INVALID)
 # Backoff between attempts of an event whose processing raised: 2, 4, 8… seconds, at most 5 min.
 MAX_BACKOFF_SECONDS = 300
 
@@ -196,7 +209,7 @@ def replay_failed(conn: psycopg.Connection) -> int:
 
 
 # What retention removes once it is older than the window; the rest waits for replay.
-RETIRED = ("processed", "ignored")
+RETIRED = (PROCESSED, IGNORED)
 
 
 @dataclass(frozen=True)
@@ -219,7 +232,7 @@ def prune(
     ).fetchone()
     assert row is not None
     cutoff: datetime = row[0]
-    removed = dict.fromkeys(RETIRED, 0)
+    removed: dict[str, int] = dict.fromkeys(RETIRED, 0)
     if dry_run:
         counts = conn.execute(
             "SELECT status, count(*) FROM webhook_events"

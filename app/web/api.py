@@ -23,7 +23,8 @@ from psycopg_pool import PoolTimeout
 
 from app.config import Settings
 from app.consent.phones import InvalidPhoneNumber, to_e164, to_our_number
-from app.store import exports, reads
+from app.services import lookup
+from app.store import exports
 from app.store.db import API, get_pool
 from app.telnyx.events import InvalidPayload, parse_timestamp
 
@@ -103,7 +104,7 @@ def _subscriber_key(number: str) -> tuple[str, str]:
 def get_subscriber(number: str) -> Response:
     profile, phone = _subscriber_key(number)
     with _connection() as conn:
-        subscriber = reads.get_subscriber(conn, profile, phone)
+        subscriber = lookup.get_subscriber(conn, profile, phone)
     if subscriber is None:
         abort(_error(404, f"{phone} has never been seen on messaging profile {profile}"))
     subscriber["updated_at"] = _iso(subscriber["updated_at"])
@@ -116,7 +117,7 @@ def get_subscriber(number: str) -> Response:
 def get_history(number: str) -> Response:
     profile, phone = _subscriber_key(number)
     with _connection() as conn:
-        rows = reads.history(conn, profile, phone)
+        rows = lookup.history(conn, profile, phone)
     return jsonify(events=[{k: _iso(v) for k, v in row.items()} for row in rows])
 
 
@@ -126,7 +127,7 @@ def can_send_one() -> Response:
     sender = _number(request.args.get("from"), "from", to_our_number)
     recipient = _number(request.args.get("to"), "to")
     with _connection() as conn:
-        (answer,) = reads.can_send(conn, profile, sender, [recipient])
+        (answer,) = lookup.can_send(conn, profile, sender, [recipient])
     return jsonify(asdict(answer))
 
 
@@ -144,7 +145,7 @@ def can_send_many() -> Response:
         raise BadRequest(f"to holds {len(recipients)} numbers; at most {MAX_BATCH} per call")
     numbers = [_number(value, f"to[{index}]") for index, value in enumerate(recipients)]
     with _connection() as conn:
-        answers = reads.can_send(conn, profile, sender, numbers)
+        answers = lookup.can_send(conn, profile, sender, numbers)
     return jsonify(results=[asdict(answer) for answer in answers])
 
 

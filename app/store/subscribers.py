@@ -1,0 +1,142 @@
+"""The subscribers table: consent per (messaging profile, number), and what can-send and the
+subscriber API read from it. Rows are locked in key order so concurrent batches never
+deadlock; arrays travel in binary (%b): psycopg's text array dumper costs microseconds per
+element."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from app.consent.rules import SubscriberState
+from app.consent.values import Status
+from app.store.db import key_taken_on_conflict
+
+
+def lock(
+    conn: psycopg.Connection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], SubscriberState]:
+    ordered = sorted(set(keys))
+    if not ordered:
+        return {}
+    rows = conn.execute(
+        "SELECT s.messaging_profile_id, s.phone_number, s.consent_status, s.last_occurred_at,"
+        "  s.last_event_id, s.review_state, s.review_occurred_at, s.review_event_id"
+        " FROM subscribers s"
+        " JOIN unnest(%b::text[], %b::text[]) AS k(p, n)"
+        "   ON s.messaging_profile_id = k.p AND s.phone_number = k.n"
+        " ORDER BY s.messaging_profile_id, s.phone_number FOR UPDATE OF s",
+        ([k[0] for k in ordered], [k[1] for k in ordered]),
+    ).fetchall()
+    states = {
+        (p, n): SubscriberState(
+            consent,
+            (occ, eid) if occ is not None else None,
+            review_state,
+            (review_occ, review_eid) if review_occ is not None else None,
+        )
+        for p, n, consent, occ, eid, review_state, review_occ, review_eid in rows
+    }
+    # A number that texts a keyword has been seen: it gets a row, 'unknown' until a STOP/START.
+    for key in ordered:
+        if key not in states:
+            states[key] = SubscriberState("unknown", None, new=True)
+    return states
+
+
+def _by_key(item: tuple[tuple[str, str], object]) -> tuple[str, str]:
+    return item[0]  # rows are written in key order, as they were locked
+
+
+_SUBSCRIBER_VALUES = (
+    "unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::text[],"
+    " %b::text[], %b::timestamptz[], %b::text[])"
+    " AS u(p, n, status, consent, occ, eid, review_state, review_occ, review_eid)"
+)
+
+
+def _subscriber_columns(
+    states: list[tuple[tuple[str, str], SubscriberState]],
+) -> tuple[list[Any], ...]:
+    return (
+        [k[0] for k, _ in states],
+        [k[1] for k, _ in states],
+        [s.status for _, s in states],
+        [s.consent for _, s in states],
+        [s.last[0] if s.last else None for _, s in states],
+        [s.last[1] if s.last else None for _, s in states],
+        [s.review_state for _, s in states],
+        [s.review_last[0] if s.review_last else None for _, s in states],
+        [s.review_last[1] if s.review_last else None for _, s in states],
+    )
+
+
+def save(conn: psycopg.Connection, states: dict[tuple[str, str], SubscriberState]) -> None:
+    """Update changed rows and insert new ones; KeyTaken if a new key is no longer free."""
+    changed = sorted(((k, s) for k, s in states.items() if s.changed and not s.new), key=_by_key)
+    if changed:
+        conn.execute(
+            "UPDATE subscribers AS s SET status = u.status, consent_status = u.consent,"
+            "  last_occurred_at = u.occ, last_event_id = u.eid, review_state = u.review_state,"
+            "  review_occurred_at = u.review_occ, review_event_id = u.review_eid,"
+            "  updated_at = clock_timestamp()"
+            f" FROM {_SUBSCRIBER_VALUES}"
+            " WHERE s.messaging_profile_id = u.p AND s.phone_number = u.n",
+            _subscriber_columns(changed),
+        )
+    new = sorted(((k, s) for k, s in states.items() if s.new), key=_by_key)
+    if new:
+        with key_taken_on_conflict():
+            conn.execute(
+                "INSERT INTO subscribers (messaging_profile_id, phone_number, status,"
+                "  consent_status, last_occurred_at, last_event_id, review_state,"
+                "  review_occurred_at, review_event_id, updated_at)"
+                f" SELECT u.*, clock_timestamp() FROM {_SUBSCRIBER_VALUES} ORDER BY p, n",
+                _subscriber_columns(new),
+            )
+        for _, state in new:
+            state.new = False
+
+
+def exists(conn: psycopg.Connection, key: tuple[str, str]) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM subscribers WHERE messaging_profile_id = %s AND phone_number = %s", key
+    ).fetchone()
+    return row is not None
+
+
+def get(conn: psycopg.Connection, profile: str, number: str) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(
+            "SELECT phone_number, messaging_profile_id, status, updated_at, last_event_id"
+            " FROM subscribers WHERE messaging_profile_id = %s AND phone_number = %s",
+            (profile, number),
+        ).fetchone()
+
+
+def not_sendable(conn: psycopg.Connection, profile: str, numbers: Sequence[str]) -> dict[str, str]:
+    """The status of each of ``numbers`` that is opted out or held for review on ``profile``."""
+    rows = conn.execute(
+        "SELECT phone_number, status FROM subscribers"
+        " WHERE messaging_profile_id = %s AND phone_number = ANY(%b) AND status = ANY(%s)",
+        (profile, list(numbers), [Status.OPTED_OUT, Status.REVIEW]),
+    ).fetchall()
+    return dict(rows)
+
+
+def held_for_review(conn: psycopg.Connection, profile: str | None) -> list[dict[str, Any]]:
+    """Numbers held for review, oldest first, with the text that put them there."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(
+            "SELECT s.messaging_profile_id, s.phone_number, s.review_occurred_at AS occurred_at,"
+            "  s.review_event_id AS event_id, a.text, a.our_number"
+            " FROM subscribers s LEFT JOIN audit_log a"
+            "   ON a.event_id = s.review_event_id AND a.action = 'possible_opt_out'"
+            " WHERE s.status = 'review'"
+            "   AND (%(profile)s::text IS NULL OR s.messaging_profile_id = %(profile)s)"
+            " ORDER BY s.review_occurred_at, s.phone_number",
+            {"profile": profile},
+        ).fetchall()
