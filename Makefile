@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check app workers tests
 	$(BIN)/ruff format --check app workers tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -6,8 +6,9 @@ import base64
 import binascii
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from nacl.signing import VerifyKey
 
@@ -107,8 +108,8 @@ class Settings:
             dev_mode=env.get("OPTOUT_SYNC_DEV", "").strip() in ("1", "true", "yes"),
         )
 
-    def require_web(self) -> None:
-        """What the web process cannot run without, checked before it serves anything."""
+    def require_web(self) -> WebSettings:
+        """The web process's settings, once what it cannot run without is there."""
         missing = [
             name
             for name, present in (
@@ -123,7 +124,30 @@ class Settings:
                 f"refusing to start: {' and '.join(missing)} not set "
                 "(run `optout-sync dev` for a local setup that makes its own)"
             )
+        return WebSettings(**self._values())
 
-    def require_worker(self) -> None:
+    def require_worker(self) -> WorkerSettings:
+        """The worker's and beat's settings, once a database and a broker are named."""
         if not self.database_url:
             raise ConfigError("refusing to start: DATABASE_URL not set")
+        if not self.broker_url:
+            raise ConfigError("refusing to start: REDIS_URL (or CELERY_BROKER_URL) not set")
+        return WorkerSettings(**self._values())
+
+    def _values(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class WebSettings(Settings):
+    """Settings of a process that serves: a database is always named."""
+
+    database_url: str
+
+
+@dataclass(frozen=True)
+class WorkerSettings(Settings):
+    """Settings of a worker or beat: a database and a broker are always named."""
+
+    database_url: str
+    broker_url: str

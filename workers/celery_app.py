@@ -13,10 +13,7 @@ from app.consent.keyword_configs import KeywordsFileError, engine_from_file
 from app.services.apply_events import Rules
 
 try:
-    settings = Settings.from_env()
-    settings.require_worker()
-    if not settings.broker_url:
-        raise ConfigError("refusing to start: REDIS_URL (or CELERY_BROKER_URL) not set")
+    settings = Settings.from_env().require_worker()
     rules = Rules(engine_from_file(settings.keywords_file), settings.possible_opt_out_policy)
 except ConfigError as exc:
     sys.exit(f"optout-sync: {exc}")

@@ -12,8 +12,7 @@ from celery.signals import worker_ready
 from psycopg_pool import PoolTimeout
 
 from app import celery_config
-from app.services import apply_events
-from app.store import counters, inbox
+from app.services import apply_events, operations
 from app.store.db import WORKER, get_pool
 from workers.celery_app import celery, rules, settings
 
@@ -21,13 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def _count_sweeper(claimed: int) -> None:
-    assert settings.database_url is not None
     with get_pool(settings.database_url, WORKER).connection() as conn:
-        counters.add(conn, {(counters.SWEEPER_METRIC, ""): claimed})
+        operations.count_swept(conn, claimed)
 
 
 def _drain() -> apply_events.BatchResult:
-    assert settings.database_url is not None
     return apply_events.drain(
         get_pool(settings.database_url, WORKER),
         batch_size=settings.worker_batch_size,
@@ -71,9 +68,8 @@ def sweep() -> dict[str, int]:
 def prune_inbox() -> dict[str, int]:
     """Retention: processed and ignored events go after WEBHOOK_RETENTION_DAYS, rows and all.
     Audit rows are never pruned."""
-    assert settings.database_url is not None
     with get_pool(settings.database_url, WORKER).connection() as conn:
-        result = inbox.prune(conn, settings.webhook_retention_days)
+        result = operations.prune_inbox(conn, settings.webhook_retention_days)
     if any(result.removed.values()):
         log.info("retention removed inbox events received before %s: %s",
                  result.cutoff.isoformat(), result.removed)  # fmt: skip
@@ -124,7 +120,6 @@ def reconcile_with_telnyx() -> str:
     since = (datetime.now(UTC) - timedelta(seconds=window)).isoformat()
     client = TelnyxClient(settings.telnyx_api_key, settings.telnyx_api_base_url)
     items = list(client.list_optouts(None, since))
-    assert settings.database_url is not None
     with get_pool(settings.database_url, WORKER).connection() as conn:
         result = record_missing(conn, items)
     log.info("reconciled %d opt-outs from Telnyx: %s", len(items), result.summary())

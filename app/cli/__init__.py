@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from app.config import POSSIBLE_OPT_OUT_POLICIES, ConfigError, Settings
+from app.services import operations
 from app.store import inbox, migrations
 from app.store.db import connect
 
@@ -540,7 +541,7 @@ def events_replay(event_id: str | None, all_failed: bool) -> None:
 def events_prune(dry_run: bool) -> None:
     settings = _settings()
     with connect(_database_url(settings)) as conn:
-        result = inbox.prune(conn, settings.webhook_retention_days, dry_run=dry_run)
+        result = operations.prune_inbox(conn, settings.webhook_retention_days, dry_run=dry_run)
     counts = " and ".join(f"{count:,} {status}" for status, count in result.removed.items())
     click.echo(
         f"{'would remove' if dry_run else 'removed'} {counts} events received before"
@@ -651,7 +652,7 @@ def export(
     kind: str, since: str | None, until: str | None, profile: str | None, fmt: str,
     output: str, spreadsheet_safe: bool,
 ) -> None:  # fmt: skip
-    from app.store import exports
+    from app.services import exports
 
     try:
         request = exports.ExportRequest(kind, fmt, _when(since, "--since"), _when(until, "--until"),

@@ -35,8 +35,8 @@ from app.devtools import loadgen
 from app.devtools.devstack import free_port
 from app.devtools.simulate import encode, message_received, public_key_b64, sign
 from app.devtools.supervisor import read_procfile
-from app.services import lookup
-from app.store import exports, inbox, migrations
+from app.services import exports, lookup
+from app.store import inbox, migrations
 from app.telnyx.events import MESSAGE_RECEIVED
 
 

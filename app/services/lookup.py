@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from app.consent.values import Status
-from app.store import audit_log, carrier_blocks, subscribers
+from app.services.exports import AUDIT_COLUMNS
+from app.store import carrier_blocks, subscribers
 
 # Reason codes of can-send (spec §7).
 OPTED_OUT, PENDING_REVIEW, CARRIER_BLOCK = "opted_out", "pending_review", "carrier_block"
@@ -24,8 +26,17 @@ def get_subscriber(conn: psycopg.Connection, profile: str, number: str) -> dict[
     return subscriber
 
 
+# History answers the audit export's columns (spec §6), as plain values for JSON.
+_HISTORY_SELECT = ", ".join(f'{c.expression} AS "{c.name}"' for c in AUDIT_COLUMNS)
+
+
 def history(conn: psycopg.Connection, profile: str, number: str) -> list[dict[str, Any]]:
-    return audit_log.history(conn, profile, number)
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(
+            f"SELECT {_HISTORY_SELECT} FROM audit_log"
+            " WHERE phone_number = %s AND messaging_profile_id = %s ORDER BY seq",
+            (number, profile),
+        ).fetchall()
 
 
 @dataclass(frozen=True)

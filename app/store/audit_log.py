@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
 from app.consent.audit_chain import (
     CHAINED_FIELDS,
@@ -26,7 +25,6 @@ from app.consent.audit_chain import (
 )
 from app.consent.values import Action
 from app.store import counters
-from app.store.exports import AUDIT_COLUMNS
 
 AUDIT_CHAIN_LOCK_KEY = 0x6F7074_617564  # "opt" "aud"
 
@@ -97,19 +95,6 @@ def verify(conn: psycopg.Connection, anchor: ChainHead | None = None) -> ChainRe
         cursor.itersize = 5000
         cursor.execute(f"SELECT {columns} FROM audit_log ORDER BY seq")
         return verify_rows(iter(cursor), anchor)
-
-
-# History answers the audit export's columns (spec §6), as plain values for JSON.
-_HISTORY_SELECT = ", ".join(f'{c.expression} AS "{c.name}"' for c in AUDIT_COLUMNS)
-
-
-def history(conn: psycopg.Connection, profile: str, number: str) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cursor:
-        return cursor.execute(
-            f"SELECT {_HISTORY_SELECT} FROM audit_log"
-            " WHERE phone_number = %s AND messaging_profile_id = %s ORDER BY seq",
-            (number, profile),
-        ).fetchall()
 
 
 def existing_event_ids(conn: psycopg.Connection, event_ids: Sequence[str]) -> set[str]:

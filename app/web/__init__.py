@@ -15,10 +15,9 @@ from app.web.handoff import Enqueuer
 def create_app(
     settings: Settings | None = None, test_config: dict[str, Any] | None = None
 ) -> Flask:
-    settings = settings or Settings.from_env()
-    settings.require_web()
+    web_settings = (settings or Settings.from_env()).require_web()
     app = Flask(__name__)
-    app.config["SETTINGS"] = settings
+    app.config["SETTINGS"] = web_settings
     app.config["MAX_CONTENT_LENGTH"] = receiver.MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # An API answers JSON, never an HTML redirect: "//" is a bad path, not one to fix up.
@@ -26,7 +25,7 @@ def create_app(
     app.url_map.strict_slashes = False
     if test_config:
         app.config.update(test_config)
-    app.extensions["optout_sync.enqueuer"] = Enqueuer(settings)
+    app.extensions["optout_sync.enqueuer"] = Enqueuer(web_settings)
     app.register_blueprint(receiver.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)

@@ -21,10 +21,9 @@ from flask import (
 )
 from psycopg_pool import PoolTimeout
 
-from app.config import Settings
+from app.config import WebSettings
 from app.consent.phones import InvalidPhoneNumber, to_e164, to_our_number
-from app.services import lookup
-from app.store import exports
+from app.services import exports, lookup
 from app.store.db import API, get_pool
 from app.telnyx.events import InvalidPayload, parse_timestamp
 
@@ -45,7 +44,7 @@ def _error(status: int, message: str) -> Response:
 
 @bp.before_request
 def require_bearer_token() -> Response | None:
-    settings: Settings = current_app.config["SETTINGS"]
+    settings: WebSettings = current_app.config["SETTINGS"]
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return _error(401, "missing bearer token: send Authorization: Bearer <token>")
@@ -86,8 +85,7 @@ def _profile(value: Any) -> str:
 
 
 def _connection() -> Any:
-    settings: Settings = current_app.config["SETTINGS"]
-    assert settings.database_url is not None
+    settings: WebSettings = current_app.config["SETTINGS"]
     return get_pool(settings.database_url, API).connection(timeout=2.0)
 
 
@@ -178,8 +176,7 @@ def export_audit() -> Response:
         )
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    settings: Settings = current_app.config["SETTINGS"]
-    assert settings.database_url is not None
+    settings: WebSettings = current_app.config["SETTINGS"]
     pool = get_pool(settings.database_url, API)
     conn = pool.getconn(timeout=2.0)  # held for the whole stream
     held = [conn]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from app.config import Settings
-from app.store import counters, inbox
+from app.config import WebSettings
+from app.services.operations import metrics_exposition
 from app.store.db import API, get_pool
 from app.web import metrics
 from app.web.handoff import Enqueuer
@@ -20,10 +20,9 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    settings: Settings = current_app.config["SETTINGS"]
+    settings: WebSettings = current_app.config["SETTINGS"]
     checks: dict[str, str] = {}
     try:
-        assert settings.database_url is not None
         with get_pool(settings.database_url, API).connection(timeout=2.0) as conn:
             conn.execute("SELECT 1")
         checks["database"] = "ok"
@@ -41,13 +40,11 @@ def readyz() -> tuple[Response, int]:
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
     body, content_type = metrics.render()
-    settings: Settings = current_app.config["SETTINGS"]
+    settings: WebSettings = current_app.config["SETTINGS"]
     try:
         # What the workers counted, kept exact in PostgreSQL (time to honour, audit rows).
-        assert settings.database_url is not None
         with get_pool(settings.database_url, API).connection(timeout=1.0) as conn:
-            body += counters.exposition(conn).encode()
-            body += inbox.backlog_exposition(conn).encode()
+            body += metrics_exposition(conn).encode()
     except Exception as exc:  # the process's own metrics are still worth serving
         body += f"# database counters unavailable: {type(exc).__name__}\n".encode()
     return Response(body, content_type=content_type)

@@ -1,0 +1,90 @@
+"""Record a verified webhook durably (spec §3): read its envelope, decide how it is kept, and
+insert it into the inbox, committed before the caller answers Telnyx."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from app.store import inbox
+from app.telnyx.events import (
+    MESSAGE_RECEIVED,
+    InvalidPayload,
+    parse_envelope,
+    parse_inbound_message,
+)
+
+
+class DatabaseBusy(Exception):
+    """A lock (a migration, say) or a slow statement outlasted the statement limits."""
+
+
+class DatabaseUnavailable(Exception):
+    """No connection to the database."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    status: str  # inbox.EventStatus it is kept in: pending, ignored or invalid
+    is_new: bool  # False: a redelivery of an event already kept
+    problem: str | None = None  # why an invalid event cannot be processed
+
+    @property
+    def outcome(self) -> str:
+        """What the receiver answers: accepted, duplicate, ignored or invalid."""
+        if self.status == inbox.INVALID:
+            return "invalid"
+        if not self.is_new:
+            return "duplicate"
+        return "ignored" if self.status == inbox.IGNORED else "accepted"
+
+    @property
+    def to_apply(self) -> bool:
+        """Whether a worker should look now. A duplicate asks too: its first delivery may
+        be the try that raced a dropped connection, and asking costs only a flag."""
+        return self.status == inbox.PENDING
+
+
+def read_envelope(body: bytes) -> tuple[str | None, str | None, str, str | None]:
+    """(event id, event type, status to keep it in, problem) of a verified body."""
+    try:
+        envelope = parse_envelope(body)
+    except InvalidPayload as exc:
+        return None, None, inbox.INVALID, str(exc)
+    if envelope.event_type != MESSAGE_RECEIVED:
+        return envelope.event_id, envelope.event_type, inbox.IGNORED, None
+    try:
+        parse_inbound_message(envelope)
+    except InvalidPayload as exc:
+        return envelope.event_id, envelope.event_type, inbox.INVALID, str(exc)
+    return envelope.event_id, envelope.event_type, inbox.PENDING, None
+
+
+def record_webhook(pool: ConnectionPool, body: bytes, signed_at: int, pool_wait: float) -> Receipt:
+    """Keep a verified delivery; raise DatabaseBusy or DatabaseUnavailable if it cannot be."""
+    event_id, event_type, status, problem = read_envelope(body)
+    # Pooled connections may have been dropped by a database restart since their last use:
+    # then the pool is checked and one more try made on a working connection. The insert is
+    # idempotent by event id: a first try that did land makes the second report a duplicate,
+    # never a second row.
+    tries = 2 if event_id is not None else 1
+    for attempt in range(1, tries + 1):
+        try:
+            with pool.connection(timeout=pool_wait) as conn:
+                # An autocommit pool: committed (durably) when this returns.
+                is_new = inbox.record_event(
+                    conn, event_id=event_id, event_type=event_type, status=status,
+                    raw_body=body, signed_at=signed_at, error=problem,
+                )  # fmt: skip
+            return Receipt(status, is_new, problem)
+        except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
+            # Trying again would miss Telnyx's 2 s deadline: the caller answers now.
+            raise DatabaseBusy(str(exc)) from exc
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            if attempt < tries and isinstance(exc, psycopg.OperationalError):
+                pool.check()  # drop every idle connection that died with the first
+                continue
+            raise DatabaseUnavailable(str(exc)) from exc
+    raise AssertionError("unreachable: the last try returns or raises")
