@@ -12,7 +12,7 @@ from app.cli import main
 LINE = re.compile(
     r"^(?P<name>\S+)\s+(?P<value>[\d,.]+) (?P<unit>\S+)"
     r"\s+baseline (?P<base>[^:]+):"
-    r"\s+(?P<baseline>[\d,.]+) \S+\s+ratio (?P<ratio>\d+\.\d\d)(?:  \((?P<detail>.+)\))?$"
+    r"\s+(?P<baseline>[\d,.]+) \S+\s+ratio (?P<ratio>[\d.]+(?:e-\d+)?)(?:  \((?P<detail>.+)\))?$"
 )
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import psycopg
 from click.testing import CliRunner
 
-from app.cli import dev_api_token, main, new_api_token
+from app.cli import main
+from app.cli.dev import dev_api_token, new_api_token
 from app.consent.keyword_configs import KeywordEngine
 from app.devtools.simulate import encode, message_received
 from app.store import inbox, migrations

@@ -59,7 +59,7 @@ class Figure:
     def line(self) -> str:
         text = (
             f"{self.name:<12} {self.value:>12,.1f} {self.unit:<10} baseline {self.baseline_name}: "
-            f"{self.baseline:>12,.1f} {self.unit:<10} ratio {self.ratio:.2f}"
+            f"{self.baseline:>12,.1f} {self.unit:<10} ratio {self.ratio:.3g}"
         )
         return f"{text}  ({self.detail})" if self.detail else text
 
