@@ -26,6 +26,7 @@ from nacl.signing import SigningKey
 
 from app.config import Settings
 from app.devtools.simulate import encode, sign
+from app.devtools.supervisor import Supervisor
 from app.store import migrations
 from app.store.db import close_pools
 from app.web import create_app
@@ -36,6 +37,17 @@ EXAMPLES = ROOT / "tests" / "fixtures" / "telnyx"
 TEST_DATA_DIR = ROOT / ".data" / "test-services"
 API_TOKEN = "test-token-" + secrets.token_hex(8)
 PROFILE = "40017f0f-92d8-4318-9f8a-e0e2a92c3f60"
+
+
+# Each folder of tests is a kind, and its marker: `pytest -m unit` runs what needs no server.
+KINDS = ("unit", "integration", "e2e", "faults")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        kind = item.path.relative_to(ROOT / "tests").parts[0]
+        if kind in KINDS:
+            item.add_marker(kind)
 
 
 @pytest.fixture(scope="session")
@@ -192,35 +204,27 @@ def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 
 
 
 class CeleryWorker:
-    """A real `celery worker` process (the Procfile's command), prefork pool."""
+    """A real `celery worker` (the Procfile's command, prefork pool), run by the one process
+    runner that dev and bench use."""
 
-    def __init__(self, settings: Settings, env: dict[str, str], log_path: Path) -> None:
-        self.settings = settings
-        self.env = env
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        command = (
+            f"{sys.executable} -m celery --app workers.celery_app worker --loglevel INFO"
+            " --concurrency 2 --pool prefork --without-gossip --without-mingle"
+            f" --hostname test-{uuid.uuid4().hex[:6]}@%h"
+        )
+        self.supervisor = Supervisor({"worker": command}, env, log_dir=log_dir, cwd=ROOT)
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.supervisor.process("worker")
 
     def start(self) -> None:
-        self.log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "--app", "workers.celery_app", "worker",
-             "--loglevel", "INFO", "--concurrency", "2", "--pool", "prefork",
-             "--without-gossip", "--without-mingle",
-             "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
-            start_new_session=True,
-        )  # fmt: skip
-        wait_for(lambda: b"ready." in self.log_path.read_bytes(), timeout=60)
+        self.supervisor.__enter__()
+        wait_for(lambda: "ready." in self.supervisor.log("worker"), timeout=60)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+        self.supervisor.stop(grace_seconds=20)
 
 
 def service_env(settings: Settings, signing_key: SigningKey) -> dict[str, str]:
@@ -267,9 +271,8 @@ def celery_worker(
     tmp_path_factory: pytest.TempPathFactory,
     worker_extra_env: dict[str, str],
 ) -> Iterator[CeleryWorker]:
-    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     env = service_env(e2e_settings, signing_key) | worker_extra_env
-    worker = CeleryWorker(e2e_settings, env, log_path)
+    worker = CeleryWorker(env, tmp_path_factory.mktemp("worker"))
     worker.start()
     yield worker
     worker.stop()

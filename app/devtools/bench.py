@@ -10,7 +10,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from psycopg_pool import ConnectionPool
 from app.devtools import loadgen
 from app.devtools.devstack import free_port
 from app.devtools.simulate import encode, message_received, public_key_b64, sign
-from app.devtools.supervisor import read_procfile
+from app.devtools.supervisor import Supervisor, read_procfile
 from app.services import exports, lookup
 from app.store import inbox, migrations
 from app.telnyx.events import MESSAGE_RECEIVED
@@ -380,25 +379,15 @@ def bare_app() -> Flask:
 def _serving(commands: list[str], env: dict[str, str], port: int | None = None) -> Iterator[None]:
     """Run commands (each its own process group), wait for the web port to answer if one is
     given, and stop them all afterwards."""
-    with tempfile.TemporaryFile() as log:
-        processes = [subprocess.Popen(command, shell=True, env=env, stdout=log, stderr=log,
-                                      start_new_session=True) for command in commands]  # fmt: skip
-        try:
+    with tempfile.TemporaryDirectory(prefix="optout-sync-bench-") as logs:
+        named = {f"process{index}": command for index, command in enumerate(commands)}
+        with Supervisor(named, env, log_dir=Path(logs)) as servers:
             if port is not None:
-                _wait_for_web(port, processes, log)
+                _wait_for_web(port, servers)
             yield
-        finally:
-            for process in processes:
-                os.killpg(process.pid, signal.SIGTERM)
-            for process in processes:
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
 
 
-def _wait_for_web(port: int, processes: list[subprocess.Popen[bytes]], log: Any) -> None:
+def _wait_for_web(port: int, servers: Supervisor) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -408,9 +397,9 @@ def _wait_for_web(port: int, processes: list[subprocess.Popen[bytes]], log: Any)
             return  # answering, even if only 404
         except OSError:
             pass
-        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-            log.seek(0)
-            raise RuntimeError("bench servers did not start:\n" + log.read().decode())
+        if time.monotonic() > deadline or servers.exited():
+            logs = "\n".join(servers.log(child.name) for child in servers.children)
+            raise RuntimeError("bench servers did not start:\n" + logs)
         time.sleep(0.2)
 
 

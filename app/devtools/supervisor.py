@@ -1,4 +1,6 @@
-"""Run the Procfile's processes side by side for `optout-sync dev`, restarting any that dies."""
+"""The one process runner: the Procfile's processes side by side, each its own process group,
+for `optout-sync dev` (restarting any that dies), the benchmarks and the tests (which start
+and stop them around their work)."""
 
 from __future__ import annotations
 
@@ -51,12 +53,35 @@ def _pump(name: str, stream: IO[bytes], out: IO[str]) -> None:
 
 class Supervisor:
     def __init__(
-        self, commands: dict[str, str], env: dict[str, str], log_dir: Path | None = None
+        self,
+        commands: dict[str, str],
+        env: dict[str, str],
+        log_dir: Path | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.children = [Child(name, command) for name, command in commands.items()]
         self.env = env
         self.log_dir = log_dir  # None: prefixed lines on our stdout
+        self.cwd = cwd
         self.stopping = threading.Event()
+
+    def __enter__(self) -> Supervisor:
+        """Start every child, without restarts; leaving the block stops them all."""
+        for child in self.children:
+            self._start(child)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def log(self, name: str) -> str:
+        """What a child has written so far (when the children log to files)."""
+        path = self.log_dir / f"{name}.log" if self.log_dir else None
+        return path.read_text(errors="replace") if path and path.exists() else ""
+
+    def exited(self) -> list[str]:
+        """The children that are no longer running."""
+        return [c.name for c in self.children if c.process and c.process.poll() is not None]
 
     def _start(self, child: Child) -> None:
         # Each child leads its own process group so Ctrl-C reaches gunicorn's and Celery's
@@ -65,11 +90,11 @@ class Supervisor:
             with (self.log_dir / f"{child.name}.log").open("ab") as log:
                 child.process = subprocess.Popen(
                     ["/bin/sh", "-c", f"exec {child.command}"], env=self.env, stdout=log,
-                    stderr=subprocess.STDOUT, start_new_session=True,
+                    stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd,
                 )  # fmt: skip
         else:
             child.process = subprocess.Popen(
-                ["/bin/sh", "-c", f"exec {child.command}"], env=self.env,
+                ["/bin/sh", "-c", f"exec {child.command}"], env=self.env, cwd=self.cwd,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
             assert child.process.stdout is not None

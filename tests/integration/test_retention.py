@@ -11,23 +11,18 @@ import psycopg
 from click.testing import CliRunner
 from nacl.signing import SigningKey
 
-from app import celery_config
 from app.cli import main
-from app.config import Settings
 from app.store import inbox
 from app.web import create_app
-from app.web.handoff import Enqueuer
 from tests.conftest import (
-    CeleryWorker,
     example,
     fresh_ids,
     post_webhook,
     settings_for,
-    wait_for,
 )
 
 
-def _record(conn: psycopg.Connection, status: str, days_old: int) -> str:
+def record_aged(conn: psycopg.Connection, status: str, days_old: int) -> str:
     event_id = f"{status}-{days_old}d-{uuid.uuid4()}"
     inbox.record_event(conn, event_id=event_id, event_type="message.received", status=status,
                        raw_body=b'{"data": {}}', signed_at=None)  # fmt: skip
@@ -43,7 +38,7 @@ def _age(conn: psycopg.Connection, event_id: str, days_old: int) -> None:
     )
 
 
-def _kept(url: str) -> set[str]:
+def kept_event_ids(url: str) -> set[str]:
     with psycopg.connect(url) as conn:
         return {row[0] for row in conn.execute("SELECT event_id FROM webhook_events")}
 
@@ -61,11 +56,11 @@ def test_prune_removes_old_processed_and_ignored_rows_keeps_the_rest_and_duplica
     with psycopg.connect(url) as conn:
         _age(conn, old_receipt["data"]["id"], 91)
         _age(conn, recent_receipt["data"]["id"], 89)
-        old_processed = _record(conn, "processed", 91)
-        recent_processed = _record(conn, "processed", 89)
-        waiting_for_replay = {_record(conn, status, 400) for status in ("pending", "failed",
+        old_processed = record_aged(conn, "processed", 91)
+        recent_processed = record_aged(conn, "processed", 89)
+        waiting_for_replay = {record_aged(conn, status, 400) for status in ("pending", "failed",
                                                                          "invalid")}  # fmt: skip
-    before = _kept(url)
+    before = kept_event_ids(url)
     env = {"DATABASE_URL": url, "WEBHOOK_RETENTION_DAYS": "90"}
 
     dry = CliRunner().invoke(main, ["events", "prune", "--dry-run"], env=env)
@@ -75,13 +70,15 @@ def test_prune_removes_old_processed_and_ignored_rows_keeps_the_rest_and_duplica
         r" \(WEBHOOK_RETENTION_DAYS=90\)\n",
         dry.output,
     )
-    assert _kept(url) == before
+    assert kept_event_ids(url) == before
 
     done = CliRunner().invoke(main, ["events", "prune"], env=env)
     assert done.exit_code == 0, done.output
     assert done.output.startswith("removed 1 processed and 1 ignored events received before ")
-    assert _kept(url) == before - {old_receipt["data"]["id"], old_processed}
-    assert {recent_receipt["data"]["id"], recent_processed} | waiting_for_replay <= _kept(url)
+    assert kept_event_ids(url) == before - {old_receipt["data"]["id"], old_processed}
+    assert {recent_receipt["data"]["id"], recent_processed} | waiting_for_replay <= kept_event_ids(
+        url
+    )
 
     # Inside the window a redelivery still finds its event id.
     assert post_webhook(client, recent_receipt, signing_key).get_json() == {"status": "duplicate"}
@@ -91,21 +88,9 @@ def test_prune_works_through_many_batches(make_database: Callable[[], str]) -> N
     url = make_database()
     with psycopg.connect(url) as conn:
         for _ in range(7):
-            _record(conn, "ignored", 30)
-        recent = _record(conn, "ignored", 1)
+            record_aged(conn, "ignored", 30)
+        recent = record_aged(conn, "ignored", 1)
         conn.commit()
         result = inbox.prune(conn, older_than_days=7, batch=2)
     assert result.removed == {"processed": 0, "ignored": 7}
-    assert _kept(url) == {recent}
-
-
-def test_beat_task_prunes_through_a_real_worker(
-    celery_worker: CeleryWorker, e2e_settings: Settings
-) -> None:
-    url = e2e_settings.database_url or ""
-    with psycopg.connect(url) as conn:
-        old = {_record(conn, "processed", 120) for _ in range(3)}
-        recent = _record(conn, "processed", 2)
-    assert Enqueuer(e2e_settings).client.send_task(celery_config.PRUNE_TASK)
-    wait_for(lambda: not (old & _kept(url)))
-    assert recent in _kept(url)
+    assert kept_event_ids(url) == {recent}

@@ -21,9 +21,9 @@ from nacl.signing import SigningKey
 
 from app.devtools.devstack import free_port
 from app.devtools.simulate import encode, sign
-from app.devtools.supervisor import read_procfile
+from app.devtools.supervisor import Supervisor, read_procfile
 from tests.conftest import ROOT, _with_database, example, fresh_ids, new_profile, wait_for
-from tests.test_e2e import http, subscriber_status, wait_until_serving
+from tests.e2e.support import http, subscriber_status, wait_until_serving
 
 pytestmark = pytest.mark.wheel
 
@@ -134,27 +134,16 @@ def test_installed_wheel_migrates_and_its_procfile_processes_apply_a_signed_stop
     assert upgrade.returncode == 0, upgrade.stderr
     assert upgrade.stdout.startswith("applied 0001_initial")
 
-    processes = []
-    try:
-        for name in ("web", "worker"):
-            with (tmp_path / f"{name}.log").open("wb") as log:  # the child keeps its own copy
-                processes.append(subprocess.Popen(
-                    shlex.split(procfile[name]), env=env, cwd=tmp_path, stdout=log,
-                    stderr=subprocess.STDOUT, start_new_session=True,
-                ))  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        wait_until_serving(base, timeout=60)
-        profile = new_profile()
-        body = encode(fresh_ids(example("stop_long_code"), profile))
-        status, answer = http("POST", base + "/webhooks/messaging", body, sign(body, key))
-        assert (status, answer) == (200, {"status": "accepted"})
-        wait_for(lambda: subscriber_status(empty_database, profile) == "opted_out", timeout=60)
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        redis.Redis.from_url(servers["redis"]).delete(queue)
+    commands = {name: procfile[name] for name in ("web", "worker")}
+    with Supervisor(commands, env, log_dir=tmp_path, cwd=tmp_path):
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_until_serving(base, timeout=60)
+            profile = new_profile()
+            body = encode(fresh_ids(example("stop_long_code"), profile))
+            status, answer = http("POST", base + "/webhooks/messaging", body, sign(body, key))
+            assert (status, answer) == (200, {"status": "accepted"})
+            wait_for(lambda: subscriber_status(empty_database, profile) == "opted_out",
+                     timeout=60)  # fmt: skip
+        finally:
+            redis.Redis.from_url(servers["redis"]).delete(queue)

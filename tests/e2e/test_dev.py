@@ -10,12 +10,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from app.devtools.devstack import EmbeddedPostgres, free_port
 from tests.conftest import ROOT, wait_for
-
-pytestmark = pytest.mark.e2e
 
 
 def test_dev_brings_everything_up_applies_a_simulated_stop_and_stops_on_ctrl_c(

@@ -17,9 +17,7 @@ from nacl.signing import SigningKey
 from app.config import Settings
 from app.web.handoff import Enqueuer
 from tests.conftest import CeleryWorker, example, fresh_ids, new_profile, post_webhook, wait_for
-from tests.test_e2e import subscriber_status
-
-pytestmark = pytest.mark.e2e
+from tests.e2e.support import subscriber_status
 
 VICTIM = "+13125550101"
 OTHERS = ("+13125550102", "+13125550103", "+13125550104")

@@ -52,8 +52,10 @@ def test_bench_prints_each_figure_with_its_baseline_and_ratio(servers: dict[str,
 def test_bench_leaves_no_scratch_database_behind(servers: dict[str, str]) -> None:
     import psycopg
 
-    CliRunner().invoke(main, ["bench", "can-send", "--size", "tiny"],
-                       env={"DATABASE_URL": servers["database"]})  # fmt: skip
+    result = CliRunner().invoke(main, ["bench", "can-send", "--size", "tiny"],
+                                env={"DATABASE_URL": servers["database"]})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert LINE.match(result.output.strip().splitlines()[-1])  # it ran, in a scratch database
     with psycopg.connect(servers["database"]) as conn:
         left = conn.execute(
             "SELECT count(*) FROM pg_database WHERE datname LIKE 'optout_sync_bench_%'"

@@ -17,7 +17,6 @@ from app.devtools.simulate import message_received
 from tests.conftest import API_TOKEN, CeleryWorker, new_profile, post_webhook, wait_for
 from tests.keyword_configs import KEYWORDS
 
-pytestmark = pytest.mark.e2e
 MEXICAN, AMERICAN, OUR_NUMBER = "+525512345678", "+13125550147", "+17735550188"
 
 

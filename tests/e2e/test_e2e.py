@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 from flask.testing import FlaskClient
 from nacl.signing import SigningKey
 
+from app import celery_config
 from app.config import Settings
 from app.devtools.devstack import free_port
 from app.devtools.simulate import encode, sign
-from app.devtools.supervisor import read_procfile
+from app.devtools.supervisor import Supervisor, read_procfile
 from app.web import create_app
+from app.web.handoff import Enqueuer
 from tests.conftest import (
     API_TOKEN,
     ROOT,
@@ -32,17 +31,8 @@ from tests.conftest import (
     service_env,
     wait_for,
 )
-
-pytestmark = pytest.mark.e2e
-
-
-def subscriber_status(url: str, profile: str, number: str = "+13125550147") -> str | None:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT status FROM subscribers WHERE messaging_profile_id = %s AND phone_number = %s",
-            (profile, number),
-        ).fetchone()
-    return row[0] if row else None
+from tests.e2e.support import http, subscriber_status, wait_until_serving
+from tests.integration.test_retention import kept_event_ids, record_aged
 
 
 def test_signed_stop_is_applied_by_a_real_celery_worker(
@@ -85,18 +75,11 @@ def test_worker_applies_a_burst_exactly_once(
 @pytest.fixture(scope="module")
 def beat(e2e_settings: Settings, signing_key: SigningKey, tmp_path_factory: pytest.TempPathFactory
          ) -> Iterator[None]:  # fmt: skip
-    log = (tmp_path_factory.mktemp("beat") / "beat.log").open("wb")
     env = service_env(e2e_settings, signing_key)
     env["DATA_DIR"] = str(tmp_path_factory.mktemp("beat-data"))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "--app", "workers.celery_app", "beat",
-         "--loglevel", "INFO"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-    )  # fmt: skip
-    yield
-    process.terminate()
-    process.wait(20)
-    log.close()
+    command = f"{sys.executable} -m celery --app workers.celery_app beat --loglevel INFO"
+    with Supervisor({"beat": command}, env, log_dir=tmp_path_factory.mktemp("beat"), cwd=ROOT):
+        yield
 
 
 def test_event_accepted_while_broker_was_down_is_applied_by_the_sweeper(
@@ -114,31 +97,6 @@ def test_event_accepted_while_broker_was_down_is_applied_by_the_sweeper(
 # --- gunicorn, exactly as the Procfile runs it ---------------------------------------------------
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-         timeout: float = 10) -> tuple[int, Any]:  # fmt: skip
-    request = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            raw = response.read().decode()
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        raw, status = exc.read().decode(), exc.code
-    try:
-        return status, json.loads(raw)
-    except json.JSONDecodeError:
-        return status, raw
-
-
-def wait_until_serving(base: str, timeout: float = 30) -> None:
-    def up() -> bool:
-        try:
-            return http("GET", base + "/healthz")[0] == 200
-        except OSError:
-            return False
-
-    wait_for(up, timeout=timeout)
-
-
 @pytest.fixture(scope="module")
 def web(e2e_settings: Settings, signing_key: SigningKey, tmp_path_factory: pytest.TempPathFactory
         ) -> Iterator[str]:  # fmt: skip
@@ -146,20 +104,11 @@ def web(e2e_settings: Settings, signing_key: SigningKey, tmp_path_factory: pytes
     env = service_env(e2e_settings, signing_key) | {"PORT": str(port), "WEB_CONCURRENCY": "3",
                                                      "HOST": "127.0.0.1"}  # fmt: skip
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log_path = tmp_path_factory.mktemp("web") / "web.log"
-    log = log_path.open("wb")
     command = read_procfile(ROOT / "Procfile")["web"]
-    process = subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], env=env, stdout=log,
-                               stderr=subprocess.STDOUT, cwd=ROOT,
-                               start_new_session=True)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with Supervisor({"web": command}, env, log_dir=tmp_path_factory.mktemp("web"), cwd=ROOT):
+        base = f"http://127.0.0.1:{port}"
         wait_until_serving(base)
         yield base
-    finally:
-        process.terminate()
-        process.wait(20)
-        log.close()
 
 
 def test_procfile_web_under_gunicorn_accepts_a_stop_that_the_api_then_shows(
@@ -227,3 +176,15 @@ def test_procfile_web_refuses_to_start_without_public_key_and_tokens(tmp_path: P
         "optout-sync: refusing to start: TELNYX_PUBLIC_KEY and API_TOKENS not set "
         "(run `optout-sync dev` for a local setup that makes its own)"
     ]
+
+
+def test_beat_task_prunes_through_a_real_worker(
+    celery_worker: CeleryWorker, e2e_settings: Settings
+) -> None:
+    url = e2e_settings.database_url or ""
+    with psycopg.connect(url) as conn:
+        old = {record_aged(conn, "processed", 120) for _ in range(3)}
+        recent = record_aged(conn, "processed", 2)
+    assert Enqueuer(e2e_settings).client.send_task(celery_config.PRUNE_TASK)
+    wait_for(lambda: not (old & kept_event_ids(url)))
+    assert recent in kept_event_ids(url)

@@ -18,6 +18,8 @@ from prometheus_client import REGISTRY
 from app.config import Settings
 from app.devtools.devstack import EmbeddedRedis, free_port
 from app.devtools.simulate import encode, sign
+from app.services import apply_events
+from app.store import inbox
 from app.web import create_app
 from app.web.handoff import Enqueuer
 from tests.conftest import example, fresh_ids, post_webhook, wait_for
@@ -192,16 +194,30 @@ def test_database_down_answers_503_so_telnyx_retries(
     assert "database unavailable" in response.get_json()["error"]
 
 
-def test_broker_down_still_answers_200_and_the_event_stays_pending(
+def test_broker_down_still_answers_200_and_the_sweepers_drain_applies_the_event(
     settings: Settings, signing_key: SigningKey, database_url: str
 ) -> None:
     down = replace(settings, broker_url=f"redis://127.0.0.1:{free_port()}/0")
     client = create_app(down, {"TESTING": True}).test_client()
-    payload = fresh_ids(example("stop_long_code"))
+    profile = f"broker-down-{uuid.uuid4()}"
+    payload = fresh_ids(example("stop_long_code"), profile)
+    failures_before = enqueue_failures()
     response = post_webhook(client, payload, signing_key)
     assert (response.status_code, response.get_json()) == (200, {"status": "accepted"})
-    row = inbox_row(database_url, payload["data"]["id"])
-    assert row is not None and row["status"] == "pending"
+    wait_for(lambda: enqueue_failures() > failures_before)  # the hand-off was tried, and failed
+    # The event is durable all the same: what a sweeper does applies it, without the broker.
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT pk, status FROM webhook_events WHERE event_id = %s", (payload["data"]["id"],)
+        ).fetchone()
+        assert row is not None and row[1] == "pending"
+        apply_events.apply_claimed(conn, inbox.claim_events(conn, [row[0]]), max_attempts=3)
+        conn.commit()
+    with psycopg.connect(database_url) as conn:
+        status = conn.execute(
+            "SELECT status FROM subscribers WHERE messaging_profile_id = %s", (profile,)
+        ).fetchone()
+    assert status == ("opted_out",)
 
 
 def enqueue_failures() -> float:
@@ -247,9 +263,18 @@ def test_readyz_is_503_naming_the_dependency_that_is_down(settings: Settings) ->
 
 
 def test_metrics_count_webhooks_by_outcome(client: FlaskClient, signing_key: SigningKey) -> None:
-    post_webhook(client, fresh_ids(example("stop_long_code")), SigningKey.generate())
+    def unauthorized() -> float:
+        return (
+            REGISTRY.get_sample_value("optout_sync_webhooks_total", {"outcome": "unauthorized"})
+            or 0.0
+        )
+
+    before = unauthorized()
+    for _ in range(3):
+        post_webhook(client, fresh_ids(example("stop_long_code")), SigningKey.generate())
+    assert unauthorized() == before + 3
     text = client.get("/metrics").get_data(as_text=True)
-    assert 'optout_sync_webhooks_total{outcome="unauthorized"}' in text
+    assert f'optout_sync_webhooks_total{{outcome="unauthorized"}} {before + 3}' in text
 
 
 def test_unknown_paths_answer_json(client: FlaskClient) -> None:
