@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from app.consent.intent import find_intent
+from app.consent.values import Source
 
 STOP, START, HELP = "stop", "start", "help"
 POSSIBLE_OPT_OUT = "possible_opt_out"
@@ -173,17 +174,17 @@ def classify(
     if autoresponse_type:
         op = OP_ALIASES.get(autoresponse_type.strip().casefold())
         if op is not None:
-            return Verdict(op, "telnyx", autoresponse_type, normalized, "autoresponse_type")
+            return Verdict(op, Source.TELNYX, autoresponse_type, normalized, "autoresponse_type")
     skeleton = lookalike_skeleton(text)
     for candidate in tables if tables is not None else (table,):
         match = candidate.lookup(normalized, skeleton)
         if match is not None:
             op, keyword, rule = match
             shown = skeleton if rule == "lookalike" else normalized
-            return Verdict(op, "keyword", keyword, shown, rule)
+            return Verdict(op, Source.KEYWORD, keyword, shown, rule)
     found = find_intent(skeleton)
     if found is None:
         return Verdict(None, None, None, normalized, None)
     if found.per_se:  # "I opt out", "STOP NOW!!": a revocation word said plainly
-        return Verdict(STOP, "keyword", found.keyword, normalized, found.rule)
-    return Verdict(POSSIBLE_OPT_OUT, "intent", found.keyword, normalized, found.rule)
+        return Verdict(STOP, Source.KEYWORD, found.keyword, normalized, found.rule)
+    return Verdict(POSSIBLE_OPT_OUT, Source.INTENT, found.keyword, normalized, found.rule)

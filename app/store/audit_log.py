@@ -23,7 +23,7 @@ from app.consent.audit_chain import (
     row_hash,
     verify_rows,
 )
-from app.consent.values import Action
+from app.consent.values import Action, Source
 from app.store import counters
 
 AUDIT_CHAIN_LOCK_KEY = 0x6F7074_617564  # "opt" "aud"
@@ -80,7 +80,7 @@ def _counts(entries: Sequence[AuditEntry], recorded_at: datetime) -> counters.In
     increments = counters.honored_increments(
         (recorded_at - e.received_at).total_seconds()
         for e in entries
-        if e.received_at is not None and e.source != "operator"
+        if e.received_at is not None and e.source != Source.OPERATOR
     )
     for entry in entries:
         labels = f'action="{entry.action}",source="{entry.source}"'

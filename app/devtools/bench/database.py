@@ -1,0 +1,228 @@
+"""The benchmarks that run in-process against a scratch database: the worker's drain,
+can-send, exports and the keyword engine over many texts."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from app.devtools.bench.common import (
+    LONG_CODE,
+    TOLL_FREE,
+    Context,
+    Figure,
+    phone_numbers,
+    timed,
+    traffic_text,
+)
+from app.devtools.simulate import encode, message_received
+from app.services import exports, lookup
+from app.store import inbox
+
+# --- worker ------------------------------------------------------------------------------------
+
+
+def _drain_in_child(url: str, batch_size: int, ready: Any, finished: Any) -> None:
+    from app.services import apply_events
+
+    with ConnectionPool(url, min_size=1, max_size=1, open=True) as pool:
+        pool.wait()
+        ready.wait()  # every process connected: the clock starts
+        result = apply_events.drain(pool, batch_size=batch_size, max_attempts=5,
+                            time_budget_seconds=3600)  # fmt: skip
+    finished.put((result.processed, time.perf_counter()))
+
+
+def bench_worker(ctx: Context, url: str) -> list[Figure]:
+    """A backlog of mixed campaign replies drained by as many processes as a Celery worker
+    runs (classified, state, audit) vs raw batched upserts of the same numbers."""
+    events = ctx.size.worker_events
+    numbers = phone_numbers(events)
+    with psycopg.connect(url) as conn:
+        copy_sql = "COPY webhook_events (event_id, event_type, status, raw_body) FROM STDIN"
+        with conn.cursor().copy(copy_sql) as copy:
+            for index, number in enumerate(numbers):
+                payload = message_received(
+                    text=traffic_text(index), from_number=number, profile_id="bench",
+                    to_number=TOLL_FREE if index % 5 == 0 else LONG_CODE)  # fmt: skip
+                copy.write_row((payload["data"]["id"], "message.received", "pending",
+                                encode(payload)))  # fmt: skip
+        conn.commit()
+        conn.execute("ANALYZE webhook_events")  # as autovacuum keeps a live inbox
+        conn.commit()
+    context = multiprocessing.get_context("fork")
+    ready, finished = context.Barrier(ctx.processes + 1), context.Queue()
+    children = [context.Process(target=_drain_in_child,
+                                args=(url, ctx.batch_size, ready, finished))
+                for _ in range(ctx.processes)]  # fmt: skip
+    for child in children:
+        child.start()
+    ready.wait()
+    started = time.perf_counter()
+    reports = [finished.get(timeout=3600) for _ in children]
+    for child in children:
+        child.join()
+    seconds = max(at for _, at in reports) - started
+    with psycopg.connect(url) as conn:
+        statuses = inbox.count_by_status(conn)
+        if statuses != {"processed": events}:
+            raise RuntimeError(f"the drain left events unprocessed: {statuses}")
+
+        def raw_upserts() -> None:
+            for start in range(0, events, 500):
+                conn.execute(
+                    "INSERT INTO subscribers (messaging_profile_id, phone_number, status)"
+                    " SELECT 'raw', n, 'opted_out' FROM unnest(%b::text[]) AS n"
+                    " ON CONFLICT (messaging_profile_id, phone_number)"
+                    " DO UPDATE SET status = excluded.status",
+                    (numbers[start : start + 500],),
+                )
+                conn.commit()
+
+        baseline = timed(raw_upserts)
+    return [Figure("worker", events / seconds, "events/s", "raw batched upserts",
+                   events / baseline, higher_is_better=True,
+                   detail=f"{events:,} events, {ctx.processes} processes,"
+                          f" batches of {ctx.batch_size}")]  # fmt: skip
+
+
+# --- classify ----------------------------------------------------------------------------------
+
+
+# Texts that never repeat, so no verdict comes from a cache: the intent tier reads each.
+UNIQUE_TEXTS = (
+    "Thanks! See you at {n}", "please stop texting me about order {n}",
+    "I want to cancel my order {n}", "Can I cancel my {n} appointment?",
+    "who is this? {n} stop", "leave me alone, I told you {n} times",
+    "Is the sale on until the {n}th?", "don't stop sending deals, code {n} was great",
+)  # fmt: skip
+
+
+def bench_classify(ctx: Context, url: str) -> list[Figure]:
+    """`classify --file`, one JSON verdict per line, over a campaign's replies (the worker
+    benchmark's mix, one in five unique) and over texts that are all unique, vs normalising
+    the same lines into JSON lines."""
+    from app.consent.classify_lines import classify_lines
+    from app.consent.keyword_configs import KeywordEngine
+    from app.consent.keywords import normalize
+
+    count = ctx.size.worker_events
+    campaign = [traffic_text(index) + "\n" for index in range(count)]
+    unique = [UNIQUE_TEXTS[i % len(UNIQUE_TEXTS)].format(n=i) + "\n" for i in range(count)]
+    figures = []
+    for name, lines in (("classify", campaign), ("classify-new", unique)):
+        engine = KeywordEngine()  # a fresh one: nothing cached from an earlier run
+
+        def ours(lines: list[str] = lines, engine: KeywordEngine = engine) -> None:
+            for _ in classify_lines(lines, engine, sender="+13125550147"):
+                pass
+
+        def framing(lines: list[str] = lines) -> None:
+            # The floor of any keyword matching: each text normalised, one JSON line out.
+            for line in lines:
+                text = line.rstrip("\n")
+                orjson.dumps({"text": text, "normalized": normalize(text)})
+
+        seconds, baseline = timed(ours), timed(framing)
+        figures.append(Figure(name, count / seconds, "texts/s", "normalising alone",
+                              count / baseline, higher_is_better=True,
+                              detail=f"{count:,} texts"))  # fmt: skip
+    return figures
+
+
+# --- can-send ----------------------------------------------------------------------------------
+
+
+def bench_can_send(ctx: Context, url: str) -> list[Figure]:
+    """One batched can-send of N numbers (half opted out) vs a raw SELECT of the same rows."""
+    numbers = phone_numbers(ctx.size.can_send_numbers)
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO subscribers (messaging_profile_id, phone_number, status, consent_status)"
+            " SELECT 'bench', n, 'opted_out', 'opted_out' FROM unnest(%s::text[]) AS n",
+            (numbers[::2],),
+        )
+        conn.commit()
+        lookup.can_send(conn, "bench", LONG_CODE, numbers)  # warm the plan and cache
+        ours = min(timed(lambda: lookup.can_send(conn, "bench", LONG_CODE, numbers))
+                   for _ in range(5))  # fmt: skip
+        raw = min(
+            timed(lambda: conn.execute(
+                "SELECT phone_number, status FROM subscribers"
+                " WHERE messaging_profile_id = 'bench' AND phone_number = ANY(%b)",
+                (numbers,)).fetchall())
+            for _ in range(5)
+        )  # fmt: skip
+    return [Figure("can-send", ours * 1000, "ms", "raw SELECT", raw * 1000,
+                   higher_is_better=False, detail=f"{len(numbers):,} numbers")]  # fmt: skip
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+def fill_audit_rows(conn: psycopg.Connection, rows: int, text: str = "STOP") -> None:
+    """Audit rows shaped like real ones, written in bulk; their chain is not valid, which is
+    fine for measuring exports (never run this on a real audit log)."""
+    conn.execute(
+        "INSERT INTO audit_log SELECT g, now(), 'evt-' || g, 'msg-' || g, now(), now(),"
+        " 'bench', '+1312555' || lpad((g %% 10000)::text, 4, '0'), '+17735550188', 'US',"
+        " 'opt_out', 'keyword', %s, 'STOP', 'opted_in', 'opted_out', false, true,"
+        " md5(g::text) || md5(g::text), md5(g::text) || md5('x')"
+        " FROM generate_series(1, %s) g",
+        (text, rows),
+    )
+    conn.commit()
+
+
+# Runs the export in a fresh interpreter and prints its peak resident memory. VmHWM, not
+# getrusage: that would count the benchmark process's own memory, inherited at fork.
+_EXPORT_AND_REPORT = """
+import os, sys
+from app.cli import main
+main(["export", "audit", "--output", os.devnull, *sys.argv[1:]], standalone_mode=False)
+status = open("/proc/self/status").read()
+print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+"""
+
+
+def _export_peak_rss_mib(url: str, *args: str) -> float:
+    """Peak resident memory of `optout-sync export audit` run as its own process."""
+    completed = subprocess.run(
+        [sys.executable, "-c", _EXPORT_AND_REPORT, *args], env={**os.environ, "DATABASE_URL": url},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return int(completed.stdout.split()[-1]) / 1024  # kB
+
+
+def bench_export(ctx: Context, url: str) -> list[Figure]:
+    """The audit export to CSV vs a raw COPY of the same rows (both discarded as they come);
+    and the exporting process's peak memory for every row vs for none."""
+    rows = ctx.size.export_rows
+    with psycopg.connect(url) as conn:
+        fill_audit_rows(conn, rows)
+
+        def ours() -> None:
+            for _ in exports.stream(conn, exports.ExportRequest("audit", "csv")):
+                pass
+
+        def raw() -> None:
+            with conn.cursor().copy("COPY audit_log TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
+                for _ in copy:
+                    pass
+
+        ours_s = min(timed(ours) for _ in range(3))
+        raw_s = min(timed(raw) for _ in range(3))
+    every = _export_peak_rss_mib(url)
+    none = _export_peak_rss_mib(url, "--since", "2999-01-01T00:00:00Z")
+    return [Figure("export", rows / ours_s, "rows/s", "raw COPY", rows / raw_s,
+                   higher_is_better=True,
+                   detail=f"{rows:,} rows in {ours_s:.2f} s; peak memory {every:.0f} MiB,"
+                          f" {none:.0f} MiB exporting nothing")]  # fmt: skip
