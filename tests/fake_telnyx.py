@@ -43,8 +43,9 @@ class FakeTelnyx:
         def check() -> Any:
             self.requests.append((request.method, request.path))
             if request.headers.get("Authorization") != f"Bearer {API_KEY}":
-                return _error(401, "10009", "Authentication failed",
-                              "The API key provided is invalid.")  # fmt: skip
+                return _error(
+                    401, "10009", "Authentication failed", "The API key provided is invalid."
+                )
             if self.failures:
                 status, headers = self.failures.pop(0)
                 response, _ = _error(status, str(status), "Injected failure", "try again")
@@ -56,17 +57,26 @@ class FakeTelnyx:
             number = int(request.args.get("page[number]", 1))
             size = int(request.args.get("page[size]", 20))
             chunk = items[(number - 1) * size : number * size]
-            return jsonify(data=chunk, meta={
-                "page_number": number, "page_size": size,
-                "total_pages": max(1, math.ceil(len(items) / size)), "total_results": len(items),
-            })  # fmt: skip
+            return jsonify(
+                data=chunk,
+                meta={
+                    "page_number": number,
+                    "page_size": size,
+                    "total_pages": max(1, math.ceil(len(items) / size)),
+                    "total_results": len(items),
+                },
+            )
 
         def body_or_error() -> tuple[dict[str, Any] | None, Any]:
             body = request.get_json(silent=True)
             missing = [f for f in ("op", "keywords", "country_code") if not (body or {}).get(f)]
             if not isinstance(body, dict) or missing:
-                return None, _error(422, "10015", "Invalid parameter",
-                                    f"missing required field(s): {', '.join(missing)}")  # fmt: skip
+                return None, _error(
+                    422,
+                    "10015",
+                    "Invalid parameter",
+                    f"missing required field(s): {', '.join(missing)}",
+                )
             if (
                 body["op"] not in ("start", "stop", "info", "help")
                 and not str(body["op"]).isidentifier()
@@ -87,9 +97,15 @@ class FakeTelnyx:
                 return error
             assert body is not None
             now = datetime.now(UTC).isoformat()
-            config = {"id": str(uuid.uuid4()), "op": body["op"], "keywords": body["keywords"],
-                      "resp_text": body.get("resp_text", ""), "country_code": body["country_code"],
-                      "created_at": now, "updated_at": now}  # fmt: skip
+            config = {
+                "id": str(uuid.uuid4()),
+                "op": body["op"],
+                "keywords": body["keywords"],
+                "resp_text": body.get("resp_text", ""),
+                "country_code": body["country_code"],
+                "created_at": now,
+                "updated_at": now,
+            }
             self.autoresp.setdefault(profile, {})[config["id"]] = config
             return jsonify(data=config)
 

@@ -71,8 +71,11 @@ def prune_inbox() -> dict[str, int]:
     with get_pool(settings.database_url, WORKER).connection() as conn:
         result = operations.prune_inbox(conn, settings.webhook_retention_days)
     if any(result.removed.values()):
-        log.info("retention removed inbox events received before %s: %s",
-                 result.cutoff.isoformat(), result.removed)  # fmt: skip
+        log.info(
+            "retention removed inbox events received before %s: %s",
+            result.cutoff.isoformat(),
+            result.removed,
+        )
     return result.removed
 
 
@@ -98,9 +101,11 @@ def start_local_sweeper(**_: Any) -> None:
     broker only a low-latency nudge.
     """
     threading.Thread(
-        target=_sweep_forever, args=(float(settings.sweep_interval_seconds),),
-        name="optout-sync-sweeper", daemon=True,
-    ).start()  # fmt: skip
+        target=_sweep_forever,
+        args=(float(settings.sweep_interval_seconds),),
+        name="optout-sync-sweeper",
+        daemon=True,
+    ).start()
 
 
 @celery.task(name=celery_config.RECONCILE_TASK, acks_late=True, ignore_result=True)

@@ -25,7 +25,16 @@ def main() -> None:
 
 
 for command in (
-    db.db, dev.dev, simulate.simulate, classify.classify, autoresp.autoresp,
-    reconcile.reconcile, review.review, events.events, export.export, bench.bench, audit.audit,
-):  # fmt: skip
+    db.db,
+    dev.dev,
+    simulate.simulate,
+    classify.classify,
+    autoresp.autoresp,
+    reconcile.reconcile,
+    review.review,
+    events.events,
+    export.export,
+    bench.bench,
+    audit.audit,
+):
     main.add_command(command)

@@ -62,8 +62,12 @@ def _local_configs(file: Path, profile: str) -> list[Any]:
 @click.option("--output", "-o", default="-", show_default=True, help="File, or - for stdout.")
 def autoresp_pull(profile: str, output: str) -> None:
     configs = _remote_configs(load_settings(), profile)
-    text = json.dumps([{**c.as_file_entry(), "id": c.id} for c in configs],
-                      indent=2, ensure_ascii=False) + "\n"  # fmt: skip
+    text = (
+        json.dumps(
+            [{**c.as_file_entry(), "id": c.id} for c in configs], indent=2, ensure_ascii=False
+        )
+        + "\n"
+    )
     if output == "-":
         click.echo(text, nl=False)
     else:
@@ -102,8 +106,9 @@ def autoresp_push(profile: str, file: Path) -> None:
             if change.kind == "create" and change.local:
                 client.create_autoresp_config(profile, change.local.as_telnyx_body())
             elif change.kind == "update" and change.local and change.remote and change.remote.id:
-                client.update_autoresp_config(profile, change.remote.id,
-                                              change.local.as_telnyx_body())  # fmt: skip
+                client.update_autoresp_config(
+                    profile, change.remote.id, change.local.as_telnyx_body()
+                )
             elif change.kind == "delete" and change.remote and change.remote.id:
                 client.delete_autoresp_config(profile, change.remote.id)
         except TelnyxApiError as exc:

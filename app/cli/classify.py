@@ -22,9 +22,12 @@ from app.cli.common import (
 )
 @click.argument("text", required=False)
 @click.option(
-    "--file", "path", type=click.File("r", encoding="utf-8"), default=None,
+    "--file",
+    "path",
+    type=click.File("r", encoding="utf-8"),
+    default=None,
     help="Classify each line of PATH (- for stdin) instead of TEXT.",
-)  # fmt: skip
+)
 @click.option(
     "--profile", default=None, help="Messaging profile id (selects KEYWORDS_FILE configs)."
 )

@@ -84,8 +84,11 @@ class Progress:
         if now - self.last > 0.2:
             self.last = now
             done = min(self.rows, self.total)
-            click.echo(f"\r{done:,}/{self.total:,} rows ({done / max(self.total, 1):.0%})",
-                       err=True, nl=False)  # fmt: skip
+            click.echo(
+                f"\r{done:,}/{self.total:,} rows ({done / max(self.total, 1):.0%})",
+                err=True,
+                nl=False,
+            )
 
     def finish(self) -> None:
         click.echo(f"\r{self.total:,}/{self.total:,} rows (100%)", err=True)

@@ -92,13 +92,18 @@ def events_prune(dry_run: bool) -> None:
 )
 @click.option("--since", required=True, help="ISO 8601; texts received from then on.")
 @click.option(
-    "--keywords", "keywords_file", type=click.Path(path_type=Path), default=None,
+    "--keywords",
+    "keywords_file",
+    type=click.Path(path_type=Path),
+    default=None,
     help="A KEYWORDS_FILE to try (default: the one configured).",
-)  # fmt: skip
+)
 @click.option(
-    "--policy", type=click.Choice(POSSIBLE_OPT_OUT_POLICIES), default=None,
+    "--policy",
+    type=click.Choice(POSSIBLE_OPT_OUT_POLICIES),
+    default=None,
     help="A POSSIBLE_OPT_OUT_POLICY to try (default: the one configured).",
-)  # fmt: skip
+)
 def events_reclassify(since: str, keywords_file: Path | None, policy: str | None) -> None:
     from app.consent.keyword_configs import KeywordsFileError, engine_from_file
     from app.services.apply_events import Rules

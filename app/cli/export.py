@@ -20,8 +20,9 @@ from app.store.db import connect
 @click.option("--since", default=None, help="ISO 8601; inclusive.")
 @click.option("--until", default=None, help="ISO 8601; exclusive.")
 @click.option("--profile", default=None, help="Messaging profile id.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv",
-              show_default=True)  # fmt: skip
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
+)
 @click.option("--output", "-o", default="-", show_default=True, help="File, or - for stdout.")
 @click.option(
     "--spreadsheet-safe",
@@ -29,16 +30,25 @@ from app.store.db import connect
     help="Prefix cells starting with = + - @ with ' (E.164 numbers start with +).",
 )
 def export(
-    kind: str, since: str | None, until: str | None, profile: str | None, fmt: str,
-    output: str, spreadsheet_safe: bool,
-) -> None:  # fmt: skip
+    kind: str,
+    since: str | None,
+    until: str | None,
+    profile: str | None,
+    fmt: str,
+    output: str,
+    spreadsheet_safe: bool,
+) -> None:
     from app.services import exports
 
     try:
         request = exports.ExportRequest(
-            kind, fmt, parse_when(since, "--since"), parse_when(until, "--until"), profile,
+            kind,
+            fmt,
+            parse_when(since, "--since"),
+            parse_when(until, "--until"),
+            profile,
             spreadsheet_safe,
-        )  # fmt: skip
+        )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     with connect(resolve_database_url(load_settings())) as conn:

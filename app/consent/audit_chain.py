@@ -131,9 +131,13 @@ def verify_rows(rows: Iterator[Sequence[Any]], anchor: ChainHead | None = None) 
 
 
 def _row_problem(
-    values: Sequence[Any], prev_hash: str, digest: str, expected_seq: int, expected_prev: str,
+    values: Sequence[Any],
+    prev_hash: str,
+    digest: str,
+    expected_seq: int,
+    expected_prev: str,
     anchor: ChainHead | None,
-) -> str | None:  # fmt: skip
+) -> str | None:
     seq = values[0]
     if seq > expected_seq:
         return f"rows {expected_seq}..{seq - 1} are missing"

@@ -34,9 +34,15 @@ from dataclasses import dataclass
 # The revocation words the FCC's order 24-24 makes valid per se, and Telnyx's STOPALL,
 # as the keyword the verdict names.
 PER_SE_VERBS = {
-    "stop": "STOP", "stopall": "STOPALL", "quit": "QUIT", "end": "END", "cancel": "CANCEL",
-    "unsubscribe": "UNSUBSCRIBE", "revoke": "REVOKE", "optout": "OPT OUT",
-}  # fmt: skip
+    "stop": "STOP",
+    "stopall": "STOPALL",
+    "quit": "QUIT",
+    "end": "END",
+    "cancel": "CANCEL",
+    "unsubscribe": "UNSUBSCRIBE",
+    "revoke": "REVOKE",
+    "optout": "OPT OUT",
+}
 # Verbs that ask for no more messages only with the messaging as their object.
 OTHER_VERBS = {"remove": "REMOVE", "delete": "DELETE", "takeoff": "TAKE OFF"}
 # Verbs that come in two parts around their object: "opt me out", "take my number off".
@@ -88,19 +94,25 @@ _CONTACT = r"(?:text|txt|message|msg|contact|call|email|sms|spam|bother)(?:s|ing
 PHRASES: Sequence[tuple[str, re.Pattern[str]]] = [
     (name, re.compile(pattern))
     for name, pattern in (
-        ("don't text me",
-         r"\b(?:don'?t|do not|never|no)\s+(?:ever\s+)?" + _CONTACT + r"\s+(?:me|us|this number)\b"),
+        (
+            "don't text me",
+            r"\b(?:don'?t|do not|never|no)\s+(?:ever\s+)?"
+            + _CONTACT
+            + r"\s+(?:me|us|this number)\b",
+        ),
         ("no more texts", r"\bno\s+more\s+(?:texts?|messages?|sms|spam|msgs?)\b"),
-        ("don't want these texts",
-         r"\b(?:don'?t|do not|no longer)\s+(?:want|need)\s+(?:to\s+(?:get|receive)\s+)?"
-         r"(?:any\s+more\s+|more\s+)?(?:these|the|your|any|those)?\s*"
-         r"(?:texts?|messages?|msgs?|sms|notifications?|alerts?|it|them|this|these)\b"),
+        (
+            "don't want these texts",
+            r"\b(?:don'?t|do not|no longer)\s+(?:want|need)\s+(?:to\s+(?:get|receive)\s+)?"
+            r"(?:any\s+more\s+|more\s+)?(?:these|the|your|any|those)?\s*"
+            r"(?:texts?|messages?|msgs?|sms|notifications?|alerts?|it|them|this|these)\b",
+        ),
         ("leave me alone", r"\bleave\s+me\s+alone\b"),
         ("lose my number", r"\blose\s+(?:my|this)\s+number\b"),
         ("wrong number", r"\bwrong\s+(?:number|person)\b"),
         ("not interested", r"\bnot\s+interested\b"),
     )
-]  # fmt: skip
+]
 
 _WHITESPACE = re.compile(r"\s+")
 _CLAUSE_ENDS = re.compile(r"[.!?;¡¿…]+")
@@ -188,9 +200,10 @@ def _read_verb(words: Sequence[str], index: int, verb: str, object_words: list[s
     if about == "other":
         return _Use(None, keyword, False)
     subject = [
-        word for word in words[:index]
+        word
+        for word in words[:index]
         if word not in FILLERS and word.replace("-", "") not in PER_SE_VERBS
-    ]  # fmt: skip
+    ]
     if all(word in SUBJECTS for word in subject):
         return _Use("verb_alone", keyword, per_se_clause=verb in PER_SE_VERBS)
     if all(word in SUBJECTS or word in WISHES for word in subject):

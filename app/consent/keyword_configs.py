@@ -63,8 +63,12 @@ class AutorespConfig:
         return OP_ALIASES.get(self.op, self.op)
 
     def as_telnyx_body(self) -> dict[str, Any]:
-        return {"op": self.op, "keywords": list(self.keywords), "resp_text": self.resp_text,
-                "country_code": self.country_code}  # fmt: skip
+        return {
+            "op": self.op,
+            "keywords": list(self.keywords),
+            "resp_text": self.resp_text,
+            "country_code": self.country_code,
+        }
 
     def as_file_entry(self) -> dict[str, Any]:
         entry = self.as_telnyx_body()
@@ -149,12 +153,14 @@ def parse_configs(document: Any) -> tuple[list[AutorespConfig], list[str]]:
             continue
         configs.append(
             AutorespConfig(
-                op=op, keywords=tuple(clean), resp_text=resp_text,
+                op=op,
+                keywords=tuple(clean),
+                resp_text=resp_text,
                 country_code=country.upper() if country != ANY_COUNTRY else ANY_COUNTRY,
                 messaging_profile_id=profile.strip() if profile else None,
                 id=raw.get("id") if isinstance(raw.get("id"), str) else None,
             )
-        )  # fmt: skip
+        )
     problems.extend(_clashes(configs))
     return configs, problems
 
@@ -207,9 +213,10 @@ class KeywordEngine:
                 continue
             for wanted_profile in (profile, None):
                 group = [
-                    c for c in self.configs
+                    c
+                    for c in self.configs
                     if c.country_code == wanted_country and c.messaging_profile_id == wanted_profile
-                ]  # fmt: skip
+                ]
                 if group:
                     groups.append(group)
         return groups
@@ -335,10 +342,14 @@ def plan_changes(local: Sequence[AutorespConfig], remote: Sequence[AutorespConfi
         match = next((r for r in unpaired if config.id and r.id == config.id), None)
         if match is None:
             match = next(
-                (r for r in unpaired
-                 if (r.canonical_op, r.country_code) == (config.canonical_op, config.country_code)),
+                (
+                    r
+                    for r in unpaired
+                    if (r.canonical_op, r.country_code)
+                    == (config.canonical_op, config.country_code)
+                ),
                 None,
-            )  # fmt: skip
+            )
         if match is not None:
             unpaired.remove(match)
         pairs.append((config, match))

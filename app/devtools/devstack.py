@@ -93,9 +93,16 @@ class EmbeddedPostgres:
             os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
         if not (self.pgdata / "PG_VERSION").exists():
             result = self._run(
-                "initdb", "-D", str(self.pgdata), "-U", "postgres", "--auth=trust",
-                "--encoding=UTF8", "--locale=C", check=False,
-            )  # fmt: skip
+                "initdb",
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                check=False,
+            )
             if result.returncode != 0:
                 raise ServiceError(f"initdb failed: {result.stderr.strip()}")
 
@@ -122,13 +129,27 @@ class EmbeddedPostgres:
         else:
             port = port or free_port()
             options = " ".join(
-                ("-c listen_addresses=127.0.0.1", f"-p {port}", "-c unix_socket_directories=''",
-                 *self.extra_options)
-            )  # fmt: skip
+                (
+                    "-c listen_addresses=127.0.0.1",
+                    f"-p {port}",
+                    "-c unix_socket_directories=''",
+                    *self.extra_options,
+                )
+            )
             result = self._run(
-                "pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_path), "-w", "-t", "60",
-                "-o", options, "start", check=False,
-            )  # fmt: skip
+                "pg_ctl",
+                "-D",
+                str(self.pgdata),
+                "-l",
+                str(self.log_path),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+                "start",
+                check=False,
+            )
             if result.returncode != 0:
                 tail = ""
                 with contextlib.suppress(OSError):
@@ -191,13 +212,29 @@ class EmbeddedRedis:
             port = port or free_port()
             self.pidfile.unlink(missing_ok=True)
             subprocess.run(
-                [self.binary(), "--port", str(port), "--bind", "127.0.0.1",
-                 "--dir", str(self.dir), "--daemonize", "yes", "--pidfile", str(self.pidfile),
-                 "--logfile", str(self.dir / "redis.log"),
-                 # The broker's queue survives a restart of Redis.
-                 "--appendonly", "yes", "--save", ""],
-                check=True, timeout=30,
-            )  # fmt: skip
+                [
+                    self.binary(),
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    str(self.dir),
+                    "--daemonize",
+                    "yes",
+                    "--pidfile",
+                    str(self.pidfile),
+                    "--logfile",
+                    str(self.dir / "redis.log"),
+                    # The broker's queue survives a restart of Redis.
+                    "--appendonly",
+                    "yes",
+                    "--save",
+                    "",
+                ],
+                check=True,
+                timeout=30,
+            )
             self.portfile.write_text(str(port))
             deadline = time.monotonic() + 15
             while not _port_open(port):

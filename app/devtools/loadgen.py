@@ -191,11 +191,23 @@ def wrk_closed_loop(
             for request in requests:
                 out.write(b"%d\n" % len(request) + request)
         completed = subprocess.run(
-            ["wrk", f"-t{threads}", f"-c{max(clients, threads)}", f"-d{max(1, round(seconds))}s",
-             "--latency", "-s", str(script), f"http://127.0.0.1:{port}", "--", str(data),
-             str(threads)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{max(clients, threads)}",
+                f"-d{max(1, round(seconds))}s",
+                "--latency",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}",
+                "--",
+                str(data),
+                str(threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     line = next(x for x in completed.stdout.splitlines() if x.startswith("OPTOUT_SYNC "))
     count, micros, errors, p50, p99 = (int(x) for x in line.split()[1:])
     return WrkResult(count, micros / 1e6, errors, p50 / 1e6, p99 / 1e6)

@@ -43,8 +43,11 @@ def message_received(
                 "direction": "inbound",
                 "encoding": "GSM-7" if text.isascii() else "UCS-2",
                 "errors": [],
-                "from": {"carrier": "T-Mobile USA", "line_type": line_type,
-                         "phone_number": from_number},
+                "from": {
+                    "carrier": "T-Mobile USA",
+                    "line_type": line_type,
+                    "phone_number": from_number,
+                },
                 "id": str(uuid.uuid4()),
                 "is_spam": False,
                 "media": [],
@@ -57,8 +60,14 @@ def message_received(
                 "subject": "",
                 "tags": [],
                 "text": text,
-                "to": [{"carrier": "Telnyx", "line_type": "Wireless", "phone_number": to_number,
-                        "status": "webhook_delivered"}],
+                "to": [
+                    {
+                        "carrier": "Telnyx",
+                        "line_type": "Wireless",
+                        "phone_number": to_number,
+                        "status": "webhook_delivered",
+                    }
+                ],
                 "type": "SMS",
                 "valid_until": None,
                 "webhook_failover_url": None,
@@ -66,7 +75,7 @@ def message_received(
             },
         },
         "meta": {"attempt": 1, "delivered_to": None},
-    }  # fmt: skip
+    }
 
 
 def sign(body: bytes, key: SigningKey, timestamp: int | None = None) -> dict[str, str]:

@@ -89,14 +89,22 @@ class Supervisor:
         if self.log_dir is not None:
             with (self.log_dir / f"{child.name}.log").open("ab") as log:
                 child.process = subprocess.Popen(
-                    ["/bin/sh", "-c", f"exec {child.command}"], env=self.env, stdout=log,
-                    stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd,
-                )  # fmt: skip
+                    ["/bin/sh", "-c", f"exec {child.command}"],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    cwd=self.cwd,
+                )
         else:
             child.process = subprocess.Popen(
-                ["/bin/sh", "-c", f"exec {child.command}"], env=self.env, cwd=self.cwd,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                ["/bin/sh", "-c", f"exec {child.command}"],
+                env=self.env,
+                cwd=self.cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             assert child.process.stdout is not None
             threading.Thread(
                 target=_pump, args=(child.name, child.process.stdout, sys.stdout), daemon=True

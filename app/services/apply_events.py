@@ -105,10 +105,12 @@ def apply_events(
     entries: list[AuditEntry] = []
     outcomes: list[Outcome] = []
     # Oldest first, so the audit trail of one batch reads in the order things happened.
-    for (pk, event), carrier_key in sorted(zip(events, keys, strict=True),
-                                           key=lambda pair: pair[0][1].order):  # fmt: skip
-        entry = apply_to_subscriber(event, states[event.subscriber_key],
-                                    rules.possible_opt_out_policy)  # fmt: skip
+    for (pk, event), carrier_key in sorted(
+        zip(events, keys, strict=True), key=lambda pair: pair[0][1].order
+    ):
+        entry = apply_to_subscriber(
+            event, states[event.subscriber_key], rules.possible_opt_out_policy
+        )
         entries.append(entry)
         notes = [("superseded " if entry.superseded else "") + entry.action]
         if carrier_key:

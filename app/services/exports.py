@@ -81,13 +81,18 @@ CARRIER_BLOCK_COLUMNS: Sequence[Column] = (
 _KINDS = {
     "audit": ("audit_log", AUDIT_COLUMNS, "recorded_at", "seq"),
     "suppression": (
-        "subscribers", SUPPRESSION_COLUMNS, "last_occurred_at",
+        "subscribers",
+        SUPPRESSION_COLUMNS,
+        "last_occurred_at",
         "messaging_profile_id, phone_number",
     ),
     "carrier-blocks": (
-        "carrier_blocks", CARRIER_BLOCK_COLUMNS, "since", "toll_free_number, phone_number",
+        "carrier_blocks",
+        CARRIER_BLOCK_COLUMNS,
+        "since",
+        "toll_free_number, phone_number",
     ),
-}  # fmt: skip
+}
 _ALWAYS = {
     "audit": "true",
     "suppression": "status = 'opted_out'",

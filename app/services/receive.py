@@ -75,9 +75,14 @@ def record_webhook(pool: ConnectionPool, body: bytes, signed_at: int, pool_wait:
             with pool.connection(timeout=pool_wait) as conn:
                 # An autocommit pool: committed (durably) when this returns.
                 is_new = inbox.record_event(
-                    conn, event_id=event_id, event_type=event_type, status=status,
-                    raw_body=body, signed_at=signed_at, error=problem,
-                )  # fmt: skip
+                    conn,
+                    event_id=event_id,
+                    event_type=event_type,
+                    status=status,
+                    raw_body=body,
+                    signed_at=signed_at,
+                    error=problem,
+                )
             return Receipt(status, is_new, problem)
         except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
             # Trying again would miss Telnyx's 2 s deadline: the caller answers now.

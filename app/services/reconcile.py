@@ -73,8 +73,13 @@ def parse_item(item: Mapping[str, Any], profile: str | None) -> TelnyxOptOut | s
     except InvalidPayload:
         return "without a valid created_at"
     keyword = item.get("keyword")
-    return TelnyxOptOut(str(owner), subscriber, str(item.get("from") or ""),
-                        keyword if isinstance(keyword, str) else None, created)  # fmt: skip
+    return TelnyxOptOut(
+        str(owner),
+        subscriber,
+        str(item.get("from") or ""),
+        keyword if isinstance(keyword, str) else None,
+        created,
+    )
 
 
 def record_missing(
@@ -115,11 +120,15 @@ def _apply(conn: psycopg.Connection, pending: list[TelnyxOptOut]) -> tuple[list[
             continue
         text = optout.keyword or "STOP"
         message = InboundMessage(
-            event_id=optout.event_id, message_id=None, occurred_at=optout.created_at,
-            messaging_profile_id=optout.profile, subscriber_number=optout.subscriber,
+            event_id=optout.event_id,
+            message_id=None,
+            occurred_at=optout.created_at,
+            messaging_profile_id=optout.profile,
+            subscriber_number=optout.subscriber,
             our_number=optout.sender or None,  # type: ignore[arg-type]
-            text=text, autoresponse_type=None,
-        )  # fmt: skip
+            text=text,
+            autoresponse_type=None,
+        )
         verdict = Verdict(STOP, SOURCE, optout.keyword, text.casefold(), "telnyx opt-out list")
         # Telnyx still holds the block: the audit row says so.
         entries.append(apply_to_subscriber(ConsentEvent(message, verdict, now), state, "review"))
@@ -130,10 +139,12 @@ def _apply(conn: psycopg.Connection, pending: list[TelnyxOptOut]) -> tuple[list[
 def _count(conn: psycopg.Connection, result: ReconcileResult) -> None:
     increments = {
         counters.labelled(counters.RECONCILE_METRIC, result=name): float(value)
-        for name, value in (("recorded", result.recorded),
-                            ("already_opted_out", result.already_opted_out),
-                            ("already_reconciled", result.already_reconciled),
-                            ("skipped", sum(result.skipped.values())))
+        for name, value in (
+            ("recorded", result.recorded),
+            ("already_opted_out", result.already_opted_out),
+            ("already_reconciled", result.already_reconciled),
+            ("skipped", sum(result.skipped.values())),
+        )
         if value
-    }  # fmt: skip
+    }
     counters.add(conn, increments)

@@ -66,13 +66,23 @@ def decide(conn: psycopg.Connection, profile: str, phone: str, decision: str) ->
         conn,
         [
             AuditEntry(
-                event_id=None, message_id=None, occurred_at=now, received_at=now,
-                messaging_profile_id=profile, phone_number=phone,
-                our_number=our_number, country=country_of(phone),
-                action=action, source=Source.OPERATOR, text=text,
-                autoresponse_type=None, previous_status=previous, new_status=state.status,
-                superseded=False, telnyx_block=False,
+                event_id=None,
+                message_id=None,
+                occurred_at=now,
+                received_at=now,
+                messaging_profile_id=profile,
+                phone_number=phone,
+                our_number=our_number,
+                country=country_of(phone),
+                action=action,
+                source=Source.OPERATOR,
+                text=text,
+                autoresponse_type=None,
+                previous_status=previous,
+                new_status=state.status,
+                superseded=False,
+                telnyx_block=False,
             )
         ],
-    )  # fmt: skip
+    )
     return Decision(phone, profile, action, previous, state.status, seq)

@@ -125,8 +125,10 @@ def audit_stats(
     conn: psycopg.Connection, since: Any = None, profile: str | None = None
 ) -> AuditStats:
     """Rows by action and source; p50/p90/p99/max of honored seconds (operator rows aside)."""
-    where = "(%(since)s::timestamptz IS NULL OR recorded_at >= %(since)s)" \
-            " AND (%(profile)s::text IS NULL OR messaging_profile_id = %(profile)s)"  # fmt: skip
+    where = (
+        "(%(since)s::timestamptz IS NULL OR recorded_at >= %(since)s)"
+        " AND (%(profile)s::text IS NULL OR messaging_profile_id = %(profile)s)"
+    )
     params = {"since": since, "profile": profile}
     counts = conn.execute(
         f"SELECT action, source, count(*) FROM audit_log WHERE {where}"

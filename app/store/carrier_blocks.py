@@ -34,8 +34,9 @@ def lock(
     }
     for key in ordered:
         if key not in states:
-            states[key] = CarrierBlockState(blocked=False, since=None, last=None, profile=None,
-                                            new=True)  # fmt: skip
+            states[key] = CarrierBlockState(
+                blocked=False, since=None, last=None, profile=None, new=True
+            )
     return states
 
 

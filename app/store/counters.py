@@ -16,8 +16,22 @@ SWEEPER_METRIC = "optout_sync_sweeper_applied_total"
 RECONCILE_METRIC = "optout_sync_reconcile_total"
 # Seconds from receiving a webhook to applying it. The FCC allows 10 business days; the
 # buckets reach that far but are dense where this service should live: under a second.
-HONORED_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
-                   86400.0, 864000.0)  # fmt: skip
+HONORED_BUCKETS = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    3600.0,
+    86400.0,
+    864000.0,
+)
 
 _HELP = {
     HONORED_METRIC: ("histogram", "Time from receiving a consent event to applying it."),
@@ -89,8 +103,10 @@ def exposition(conn: psycopg.Connection) -> str:
         kind, text = _HELP.get(family, ("untyped", family))
         lines += [f"# HELP {family} {text}", f"# TYPE {family} {kind}"]
         samples.sort(key=lambda s: (s[0], _bucket_order(s[1])))
-        lines += [f"{m}{{{labels}}} {value:g}" if labels else f"{m} {value:g}"
-                  for m, labels, value in samples]  # fmt: skip
+        lines += [
+            f"{m}{{{labels}}} {value:g}" if labels else f"{m} {value:g}"
+            for m, labels, value in samples
+        ]
     return "\n".join(lines) + ("\n" if lines else "")
 
 

@@ -38,15 +38,18 @@ class PoolRole:
 # Autocommit: single statements, committed before execute returns (no BEGIN/COMMIT round
 # trips); it also skips the check on every checkout, because its caller retries once on a
 # connection the database dropped.
-RECEIVER = PoolRole("receiver", max_size=4, autocommit=True,
-                    statement_timeout_ms=1000, lock_timeout_ms=500)  # fmt: skip
+RECEIVER = PoolRole(
+    "receiver", max_size=4, autocommit=True, statement_timeout_ms=1000, lock_timeout_ms=500
+)
 # /v1 reads, health and metrics. Exports lift the statement limit for their own transaction.
-API = PoolRole("api", max_size=4, autocommit=False, statement_timeout_ms=10_000,
-               lock_timeout_ms=2000)  # fmt: skip
+API = PoolRole(
+    "api", max_size=4, autocommit=False, statement_timeout_ms=10_000, lock_timeout_ms=2000
+)
 # Workers and beat's tasks: a batch is a few hundred rows; a lock wait past 10 s fails the
 # attempt, which is counted, instead of stalling the worker.
-WORKER = PoolRole("worker", max_size=2, autocommit=False, statement_timeout_ms=60_000,
-                  lock_timeout_ms=10_000)  # fmt: skip
+WORKER = PoolRole(
+    "worker", max_size=2, autocommit=False, statement_timeout_ms=60_000, lock_timeout_ms=10_000
+)
 
 
 def get_pool(url: str, role: PoolRole) -> ConnectionPool:

@@ -262,9 +262,12 @@ def backlog_exposition(conn: psycopg.Connection) -> str:
         "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(received_at)), 0)"
         " FROM webhook_events WHERE status = 'pending'"
     ).fetchone() or (0, 0)
-    problems: dict[str, int] = dict(conn.execute(
-        "SELECT status, count(*) FROM webhook_events WHERE status IN ('failed', 'invalid')"
-        " GROUP BY status").fetchall())  # fmt: skip
+    problems: dict[str, int] = dict(
+        conn.execute(
+            "SELECT status, count(*) FROM webhook_events WHERE status IN ('failed', 'invalid')"
+            " GROUP BY status"
+        ).fetchall()
+    )
     lines = [
         "# HELP optout_sync_inbox_events Inbox events waiting or needing attention, by status.",
         "# TYPE optout_sync_inbox_events gauge",

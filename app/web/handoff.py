@@ -70,8 +70,9 @@ class Enqueuer:
             # After a fork the parent's thread is gone: this process needs its own.
             self._sender_pid = os.getpid()
             self._wanted = threading.Event()
-            self._sender = threading.Thread(target=self._send_forever, daemon=True,
-                                            name="optout-sync-handoff")  # fmt: skip
+            self._sender = threading.Thread(
+                target=self._send_forever, daemon=True, name="optout-sync-handoff"
+            )
             self._sender.start()
 
     def _send_forever(self) -> None:
@@ -105,16 +106,17 @@ class Enqueuer:
             self._skip_until = time.monotonic() + BROKER_BACKOFF_SECONDS
             log.warning(
                 "could not enqueue %s (%s); not trying again for %.0f s, the sweeper covers it",
-                celery_config.APPLY_PENDING_TASK, exc, BROKER_BACKOFF_SECONDS,
-            )  # fmt: skip
+                celery_config.APPLY_PENDING_TASK,
+                exc,
+                BROKER_BACKOFF_SECONDS,
+            )
             return False
 
     def broker_reachable(self) -> str | None:
         """None when the broker answers, else the reason."""
         try:
             with self.client.connection_for_write() as conn:
-                conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
-                                       timeout=2)  # fmt: skip
+                conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
             return None
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"

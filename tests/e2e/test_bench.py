@@ -17,9 +17,11 @@ LINE = re.compile(
 
 
 def test_bench_prints_each_figure_with_its_baseline_and_ratio(servers: dict[str, str]) -> None:
-    result = CliRunner().invoke(main, ["bench", "all", "--size", "tiny"],
-                                env={"DATABASE_URL": servers["database"],
-                                     "REDIS_URL": servers["redis"]})  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        ["bench", "all", "--size", "tiny"],
+        env={"DATABASE_URL": servers["database"], "REDIS_URL": servers["redis"]},
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert lines[0].startswith("optout-sync bench (tiny)")
@@ -52,8 +54,9 @@ def test_bench_prints_each_figure_with_its_baseline_and_ratio(servers: dict[str,
 def test_bench_leaves_no_scratch_database_behind(servers: dict[str, str]) -> None:
     import psycopg
 
-    result = CliRunner().invoke(main, ["bench", "can-send", "--size", "tiny"],
-                                env={"DATABASE_URL": servers["database"]})  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["bench", "can-send", "--size", "tiny"], env={"DATABASE_URL": servers["database"]}
+    )
     assert result.exit_code == 0, result.output
     assert LINE.match(result.output.strip().splitlines()[-1])  # it ran, in a scratch database
     with psycopg.connect(servers["database"]) as conn:
@@ -66,9 +69,10 @@ def test_bench_leaves_no_scratch_database_behind(servers: dict[str, str]) -> Non
 def test_receiver_bench_runs_on_the_built_in_generator(servers: dict[str, str]) -> None:
     # Where wrk is not installed (it is optional), the built-in generator does it all.
     result = CliRunner().invoke(
-        main, ["bench", "receiver", "--size", "tiny", "--generator", "builtin"],
+        main,
+        ["bench", "receiver", "--size", "tiny", "--generator", "builtin"],
         env={"DATABASE_URL": servers["database"], "REDIS_URL": servers["redis"]},
-    )  # fmt: skip
+    )
     assert result.exit_code == 0, result.output
     figures = [LINE.match(line) for line in result.output.strip().splitlines()[1:]]
     assert [m["name"] for m in figures if m] == ["receiver", "receiver-p99"]

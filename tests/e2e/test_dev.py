@@ -18,17 +18,37 @@ def test_dev_brings_everything_up_applies_a_simulated_stop_and_stops_on_ctrl_c(
     tmp_path: Path,
 ) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "TELNYX_PUBLIC_KEY",
-                        "API_TOKENS", "PROMETHEUS_MULTIPROC_DIR")}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DATABASE_URL",
+            "REDIS_URL",
+            "CELERY_BROKER_URL",
+            "TELNYX_PUBLIC_KEY",
+            "API_TOKENS",
+            "PROMETHEUS_MULTIPROC_DIR",
+        )
+    }
     venv_bin = str(Path(sys.executable).parent)
-    env.update(DATA_DIR=str(tmp_path / "data"), PORT=str(port), SWEEP_INTERVAL_SECONDS="2",
-               PATH=os.pathsep.join((venv_bin, env.get("PATH", ""))))  # fmt: skip
+    env.update(
+        DATA_DIR=str(tmp_path / "data"),
+        PORT=str(port),
+        SWEEP_INTERVAL_SECONDS="2",
+        PATH=os.pathsep.join((venv_bin, env.get("PATH", ""))),
+    )
     cli = str(Path(sys.executable).parent / "optout-sync")
     log_path = tmp_path / "dev.log"
     with log_path.open("wb") as log:
-        dev = subprocess.Popen([cli, "dev"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                               cwd=ROOT, start_new_session=True)  # fmt: skip
+        dev = subprocess.Popen(
+            [cli, "dev"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
 
@@ -45,10 +65,23 @@ def test_dev_brings_everything_up_applies_a_simulated_stop_and_stops_on_ctrl_c(
             assert f"{base}/webhooks/messaging" in banner
 
             sent = subprocess.run(
-                [cli, "simulate", "--text", "STOP", "--from", "+13125550147",
-                 "--to", "+17735550188", "--url", f"{base}/webhooks/messaging"],
-                env=env, capture_output=True, text=True, timeout=30,
-            )  # fmt: skip
+                [
+                    cli,
+                    "simulate",
+                    "--text",
+                    "STOP",
+                    "--from",
+                    "+13125550147",
+                    "--to",
+                    "+17735550188",
+                    "--url",
+                    f"{base}/webhooks/messaging",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             assert sent.returncode == 0, sent.stdout + sent.stderr
             assert '200 {"status":"accepted"}' in sent.stdout
 

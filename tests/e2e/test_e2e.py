@@ -36,20 +36,25 @@ from tests.integration.test_retention import kept_event_ids, record_aged
 
 
 def test_signed_stop_is_applied_by_a_real_celery_worker(
-    celery_worker: CeleryWorker, e2e_client: FlaskClient, e2e_settings: Settings,
+    celery_worker: CeleryWorker,
+    e2e_client: FlaskClient,
+    e2e_settings: Settings,
     signing_key: SigningKey,
-) -> None:  # fmt: skip
+) -> None:
     profile = new_profile()
-    assert post_webhook(e2e_client, fresh_ids(example("stop_toll_free"), profile), signing_key
-                        ).get_json() == {"status": "accepted"}  # fmt: skip
+    assert post_webhook(
+        e2e_client, fresh_ids(example("stop_toll_free"), profile), signing_key
+    ).get_json() == {"status": "accepted"}
     assert e2e_settings.database_url
     wait_for(lambda: subscriber_status(e2e_settings.database_url or "", profile) == "opted_out")
 
 
 def test_worker_applies_a_burst_exactly_once(
-    celery_worker: CeleryWorker, e2e_client: FlaskClient, e2e_settings: Settings,
+    celery_worker: CeleryWorker,
+    e2e_client: FlaskClient,
+    e2e_settings: Settings,
     signing_key: SigningKey,
-) -> None:  # fmt: skip
+) -> None:
     profile = new_profile()
     payloads = [fresh_ids(example("stop_long_code"), profile) for _ in range(5)]
     for index, payload in enumerate(payloads * 3):  # every event delivered three times
@@ -67,14 +72,16 @@ def test_worker_applies_a_burst_exactly_once(
     with psycopg.connect(url) as conn:
         per_event = conn.execute(
             "SELECT event_id, count(*) FROM audit_log WHERE messaging_profile_id = %s"
-            " GROUP BY event_id", (profile,),
-        ).fetchall()  # fmt: skip
+            " GROUP BY event_id",
+            (profile,),
+        ).fetchall()
     assert sorted(count for _, count in per_event) == [1] * 5
 
 
 @pytest.fixture(scope="module")
-def beat(e2e_settings: Settings, signing_key: SigningKey, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[None]:  # fmt: skip
+def beat(
+    e2e_settings: Settings, signing_key: SigningKey, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     env = service_env(e2e_settings, signing_key)
     env["DATA_DIR"] = str(tmp_path_factory.mktemp("beat-data"))
     command = f"{sys.executable} -m celery --app workers.celery_app beat --loglevel INFO"
@@ -88,8 +95,9 @@ def test_event_accepted_while_broker_was_down_is_applied_by_the_sweeper(
     broker_down = replace(e2e_settings, broker_url=f"redis://127.0.0.1:{free_port()}/0")
     client = create_app(broker_down, {"TESTING": True}).test_client()
     profile = new_profile()
-    response = post_webhook(client, fresh_ids(example("revoke_without_autoresponse"), profile),
-                            signing_key)  # fmt: skip
+    response = post_webhook(
+        client, fresh_ids(example("revoke_without_autoresponse"), profile), signing_key
+    )
     assert response.get_json() == {"status": "accepted"}
     wait_for(lambda: subscriber_status(e2e_settings.database_url or "", profile) == "opted_out")
 
@@ -98,11 +106,15 @@ def test_event_accepted_while_broker_was_down_is_applied_by_the_sweeper(
 
 
 @pytest.fixture(scope="module")
-def web(e2e_settings: Settings, signing_key: SigningKey, tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[str]:  # fmt: skip
+def web(
+    e2e_settings: Settings, signing_key: SigningKey, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     port = free_port()
-    env = service_env(e2e_settings, signing_key) | {"PORT": str(port), "WEB_CONCURRENCY": "3",
-                                                     "HOST": "127.0.0.1"}  # fmt: skip
+    env = service_env(e2e_settings, signing_key) | {
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "3",
+        "HOST": "127.0.0.1",
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     command = read_procfile(ROOT / "Procfile")["web"]
     with Supervisor({"web": command}, env, log_dir=tmp_path_factory.mktemp("web"), cwd=ROOT):
@@ -132,8 +144,9 @@ def test_a_locked_inbox_gets_a_503_inside_telnyxs_deadline_not_a_hang(
         # What a release migration's ALTER TABLE holds, for up to its own 10 min limit.
         locker.execute("LOCK TABLE webhook_events IN ACCESS EXCLUSIVE MODE")
         # Telnyx waits 2 s: an answer later than that is a failure to it, like a hang.
-        status, answer = http("POST", web + "/webhooks/messaging", body, sign(body, signing_key),
-                              timeout=2.0)  # fmt: skip
+        status, answer = http(
+            "POST", web + "/webhooks/messaging", body, sign(body, signing_key), timeout=2.0
+        )
         assert (status, answer) == (503, {"error": "database busy; retry later"})
     # The lock is gone: Telnyx's retry is accepted.
     status, answer = http("POST", web + "/webhooks/messaging", body, sign(body, signing_key))
@@ -159,18 +172,23 @@ def test_metrics_add_up_across_gunicorn_workers(web: str, signing_key: SigningKe
         assert http("POST", web + "/webhooks/messaging", body, sign(body, stranger))[0] == 401
     text = http("GET", web + "/metrics")[1]
     line = next(
-        ln for ln in text.splitlines()
+        ln
+        for ln in text.splitlines()
         if ln.startswith('optout_sync_webhooks_total{outcome="unauthorized"}')
-    )  # fmt: skip
+    )
     assert float(line.split()[-1]) >= 12
 
 
 def test_procfile_web_refuses_to_start_without_public_key_and_tokens(tmp_path: Path) -> None:
-    env = {"PATH": str(Path(sys.executable).parent), "DATABASE_URL": "postgresql://x/y",
-           "PORT": str(free_port())}  # fmt: skip
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "DATABASE_URL": "postgresql://x/y",
+        "PORT": str(free_port()),
+    }
     command = read_procfile(ROOT / "Procfile")["web"]
-    result = subprocess.run(["/bin/sh", "-c", command], env=env, cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        ["/bin/sh", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
         "optout-sync: refusing to start: TELNYX_PUBLIC_KEY and API_TOKENS not set "

@@ -27,17 +27,21 @@ def worker_extra_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]
     return {"KEYWORDS_FILE": str(path), "POSSIBLE_OPT_OUT_POLICY": "review"}
 
 
-def send(client: FlaskClient, key: SigningKey, text: str, number: str, profile: str,
-         at: datetime) -> None:  # fmt: skip
-    payload = message_received(text=text, from_number=number, to_number=OUR_NUMBER,
-                               profile_id=profile, occurred_at=at)  # fmt: skip
+def send(
+    client: FlaskClient, key: SigningKey, text: str, number: str, profile: str, at: datetime
+) -> None:
+    payload = message_received(
+        text=text, from_number=number, to_number=OUR_NUMBER, profile_id=profile, occurred_at=at
+    )
     assert post_webhook(client, payload, key).get_json() == {"status": "accepted"}
 
 
 def subscriber(client: FlaskClient, number: str, profile: str) -> dict[str, object] | None:
-    response = client.get(f"/v1/subscribers/{number.replace('+', '%2B')}",
-                          query_string={"messaging_profile_id": profile},
-                          headers={"Authorization": f"Bearer {API_TOKEN}"})  # fmt: skip
+    response = client.get(
+        f"/v1/subscribers/{number.replace('+', '%2B')}",
+        query_string={"messaging_profile_id": profile},
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+    )
     return response.get_json() if response.status_code == 200 else None
 
 
@@ -65,15 +69,19 @@ def test_revocations_telnyx_does_not_flag_opt_out(
 
 
 def test_please_stop_texting_me_is_held_and_an_operator_decision_is_audited(
-    celery_worker: CeleryWorker, e2e_client: FlaskClient, e2e_settings: Settings,
+    celery_worker: CeleryWorker,
+    e2e_client: FlaskClient,
+    e2e_settings: Settings,
     signing_key: SigningKey,
-) -> None:  # fmt: skip
+) -> None:
     profile = new_profile()
     send(e2e_client, signing_key, "please stop texting me", AMERICAN, profile, datetime.now(UTC))
     status_becomes(e2e_client, AMERICAN, profile, "review")
-    can = e2e_client.get("/v1/can-send", headers={"Authorization": f"Bearer {API_TOKEN}"},
-                         query_string={"messaging_profile_id": profile, "from": OUR_NUMBER,
-                                       "to": AMERICAN})  # fmt: skip
+    can = e2e_client.get(
+        "/v1/can-send",
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+        query_string={"messaging_profile_id": profile, "from": OUR_NUMBER, "to": AMERICAN},
+    )
     assert can.get_json()["reasons"] == ["pending_review"]
 
     runner, env = CliRunner(), {"DATABASE_URL": e2e_settings.database_url or ""}

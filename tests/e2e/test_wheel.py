@@ -35,15 +35,37 @@ LARGEST_EXPECTED_FILE = 256 * 1024
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # setuptools builds in the source folder (build/, *.egg-info): build from a copy.
     source = tmp_path_factory.mktemp("source") / "optout-sync"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".data", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis",
-    ))  # fmt: skip
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            ".data",
+            "build",
+            "*.egg-info",
+            "__pycache__",
+            ".*_cache",
+            ".hypothesis",
+        ),
+    )
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out),
-         str(source)],
-        check=True, cwd=out, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(out),
+            str(source),
+        ],
+        check=True,
+        cwd=out,
+        timeout=300,
+    )
     (built,) = out.glob("optout_sync-*.whl")
     return built
 
@@ -54,10 +76,18 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=120)
     subprocess.run(
-        [str(path / "bin" / "python"), "-m", "pip", "install", "--quiet",
-         "--disable-pip-version-check", str(wheel)],
-        check=True, timeout=600,
-    )  # fmt: skip
+        [
+            str(path / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(wheel),
+        ],
+        check=True,
+        timeout=600,
+    )
     return path / "bin"
 
 
@@ -104,9 +134,12 @@ def test_without_database_url_or_the_embedded_extra_the_cli_says_what_to_set(
 ) -> None:
     result = subprocess.run(
         [str(venv / "optout-sync"), "db", "upgrade"],
-        env=_deploy_env(tmp_path, venv), cwd=tmp_path, capture_output=True, text=True,
+        env=_deploy_env(tmp_path, venv),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         timeout=120,
-    )  # fmt: skip
+    )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
         "Error: DATABASE_URL is not set and the embedded servers are not installed: set "
@@ -121,16 +154,26 @@ def test_installed_wheel_migrates_and_its_procfile_processes_apply_a_signed_stop
     port = free_port()
     queue = f"optout-sync-wheel-{uuid.uuid4().hex[:8]}"
     env = _deploy_env(
-        tmp_path, venv,
-        DATABASE_URL=empty_database, REDIS_URL=servers["redis"], CELERY_QUEUE=queue,
+        tmp_path,
+        venv,
+        DATABASE_URL=empty_database,
+        REDIS_URL=servers["redis"],
+        CELERY_QUEUE=queue,
         TELNYX_PUBLIC_KEY=base64.b64encode(bytes(key.verify_key)).decode(),
-        API_TOKENS="wheel-token", PORT=str(port), HOST="127.0.0.1", WEB_CONCURRENCY="1",
-    )  # fmt: skip
+        API_TOKENS="wheel-token",
+        PORT=str(port),
+        HOST="127.0.0.1",
+        WEB_CONCURRENCY="1",
+    )
     procfile = read_procfile(ROOT / "Procfile")
     upgrade = subprocess.run(
-        shlex.split(procfile["release"]), env=env, cwd=tmp_path, capture_output=True, text=True,
+        shlex.split(procfile["release"]),
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         timeout=120,
-    )  # fmt: skip
+    )
     assert upgrade.returncode == 0, upgrade.stderr
     assert upgrade.stdout.startswith("applied 0001_initial")
 
@@ -143,7 +186,6 @@ def test_installed_wheel_migrates_and_its_procfile_processes_apply_a_signed_stop
             body = encode(fresh_ids(example("stop_long_code"), profile))
             status, answer = http("POST", base + "/webhooks/messaging", body, sign(body, key))
             assert (status, answer) == (200, {"status": "accepted"})
-            wait_for(lambda: subscriber_status(empty_database, profile) == "opted_out",
-                     timeout=60)  # fmt: skip
+            wait_for(lambda: subscriber_status(empty_database, profile) == "opted_out", timeout=60)
         finally:
             redis.Redis.from_url(servers["redis"]).delete(queue)

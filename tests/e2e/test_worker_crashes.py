@@ -65,9 +65,11 @@ def end_backend(url: str, backend: int) -> None:
 
 
 def test_an_event_that_kills_its_worker_is_set_aside_and_its_batch_applied(
-    celery_worker: CeleryWorker, e2e_client: FlaskClient, e2e_settings: Settings,
+    celery_worker: CeleryWorker,
+    e2e_client: FlaskClient,
+    e2e_settings: Settings,
     signing_key: SigningKey,
-) -> None:  # fmt: skip
+) -> None:
     url = e2e_settings.database_url or ""
     enqueuer = Enqueuer(e2e_settings)
     profile = new_profile()

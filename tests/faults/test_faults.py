@@ -58,13 +58,20 @@ class Stack:
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
-            "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
             "TELNYX_PUBLIC_KEY": base64.b64encode(bytes(self.key.verify_key)).decode(),
-            "API_TOKENS": "fault-token", "PORT": str(self.web_port), "HOST": "127.0.0.1",
-            "WEB_CONCURRENCY": "3", "SWEEP_INTERVAL_SECONDS": "1", "MAX_ATTEMPTS": "20",
-            "DATA_DIR": str(self.root), "CELERY_QUEUE": "faults", "PYTHONUNBUFFERED": "1",
+            "API_TOKENS": "fault-token",
+            "PORT": str(self.web_port),
+            "HOST": "127.0.0.1",
+            "WEB_CONCURRENCY": "3",
+            "SWEEP_INTERVAL_SECONDS": "1",
+            "MAX_ATTEMPTS": "20",
+            "DATA_DIR": str(self.root),
+            "CELERY_QUEUE": "faults",
+            "PYTHONUNBUFFERED": "1",
             "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ["PATH"])),
-        }  # fmt: skip
+        }
 
     def worker_pid(self) -> int:
         assert self.supervisor is not None
@@ -78,15 +85,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The Procfile's web, worker and beat under our own supervisor, which restarts a process
     that dies, as any deployment platform does (Celery's worker can exit when Redis dies)."""
     root = tmp_path_factory.mktemp("faults")
-    stack = Stack(root, SigningKey.generate(), EmbeddedPostgres(root, ("-c fsync=off",)),
-                  EmbeddedRedis(root), free_port(), free_port(), free_port())  # fmt: skip
+    stack = Stack(
+        root,
+        SigningKey.generate(),
+        EmbeddedPostgres(root, ("-c fsync=off",)),
+        EmbeddedRedis(root),
+        free_port(),
+        free_port(),
+        free_port(),
+    )
     stack.database_url = stack.postgres.start(stack.pg_port)
     stack.redis_url = stack.redis.start(stack.redis_port)
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         migrations.upgrade(conn)
     procfile = read_procfile(ROOT / "Procfile")
-    stack.supervisor = Supervisor({n: procfile[n] for n in ("web", "worker", "beat")},
-                                  stack.env(), log_dir=root)  # fmt: skip
+    stack.supervisor = Supervisor(
+        {n: procfile[n] for n in ("web", "worker", "beat")}, stack.env(), log_dir=root
+    )
     running = threading.Thread(target=stack.supervisor.run, args=(False,), daemon=True)
     running.start()
     try:
@@ -149,11 +164,15 @@ def stream(stack: Stack, profile: str, fault: Callable[[], None], fault_after: f
     url = f"http://127.0.0.1:{stack.web_port}/webhooks/messaging"
     report = SendReport()
     payloads = [
-        message_received(text="STOP", autoresponse_type="STOP", profile_id=profile,
-                         from_number=f"+1312{i // 10000:03d}{i % 10000:04d}",
-                         to_number="+17735550188")
+        message_received(
+            text="STOP",
+            autoresponse_type="STOP",
+            profile_id=profile,
+            from_number=f"+1312{i // 10000:03d}{i % 10000:04d}",
+            to_number="+17735550188",
+        )
         for i in range(EVENTS)
-    ]  # fmt: skip
+    ]
     faulting = threading.Thread(target=lambda: (time.sleep(fault_after), fault()))
     faulting.start()
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -174,8 +193,9 @@ def settle_and_check(stack: Stack, profile: str, report: SendReport) -> dict[str
     def pending() -> int:
         try:
             with psycopg.connect(stack.database_url, connect_timeout=2) as conn:
-                row = conn.execute("SELECT count(*) FROM webhook_events WHERE status = 'pending'"
-                                   ).fetchone()  # fmt: skip
+                row = conn.execute(
+                    "SELECT count(*) FROM webhook_events WHERE status = 'pending'"
+                ).fetchone()
                 return int(row[0]) if row else -1
         except psycopg.OperationalError:
             return -1
@@ -183,12 +203,18 @@ def settle_and_check(stack: Stack, profile: str, report: SendReport) -> dict[str
     wait_for(lambda: pending() == 0, timeout=120, interval=0.25)
     settled = time.monotonic() - started
     with psycopg.connect(stack.database_url) as conn:
-        per_event = dict(conn.execute(
-            "SELECT event_id, count(*) FROM audit_log WHERE messaging_profile_id = %s"
-            " GROUP BY event_id", (profile,)).fetchall())  # fmt: skip
+        per_event = dict(
+            conn.execute(
+                "SELECT event_id, count(*) FROM audit_log WHERE messaging_profile_id = %s"
+                " GROUP BY event_id",
+                (profile,),
+            ).fetchall()
+        )
         opted_out = conn.execute(
             "SELECT count(*) FROM subscribers WHERE messaging_profile_id = %s"
-            " AND status = 'opted_out'", (profile,)).fetchone()  # fmt: skip
+            " AND status = 'opted_out'",
+            (profile,),
+        ).fetchone()
         problems = conn.execute(
             "SELECT count(*) FROM webhook_events WHERE status IN ('failed', 'invalid')"
         ).fetchone()
@@ -202,11 +228,15 @@ def settle_and_check(stack: Stack, profile: str, report: SendReport) -> dict[str
     assert chain.broken is None, chain.broken
     deliveries = sum(report.statuses.values())
     figures = {
-        "events": EVENTS, "accepted": len(report.accepted), "given_up": len(report.given_up),
-        "deliveries": deliveries, "duplicates_answered": report.bodies["duplicate"],
-        "applied": len(per_event), "audit_rows_verified": chain.intact_rows,
+        "events": EVENTS,
+        "accepted": len(report.accepted),
+        "given_up": len(report.given_up),
+        "deliveries": deliveries,
+        "duplicates_answered": report.bodies["duplicate"],
+        "applied": len(per_event),
+        "audit_rows_verified": chain.intact_rows,
         "settle_seconds": round(settled, 2),
-    }  # fmt: skip
+    }
     restarts = {c.name: c.restarts for c in stack.supervisor.children} if stack.supervisor else {}
     print(json.dumps(figures | {"statuses": dict(report.statuses), "restarts": restarts}))
     return figures
@@ -264,12 +294,20 @@ def test_postgres_stopped_and_restarted_mid_load_loses_nothing(stack: Stack) -> 
         try:
             deadline = time.monotonic() + 3.0
             while time.monotonic() < deadline:
-                body = encode(message_received(
-                    text="STOP", from_number="+13125559999", to_number="+17735550188",
-                    profile_id=f"{profile}-probe"))  # fmt: skip
+                body = encode(
+                    message_received(
+                        text="STOP",
+                        from_number="+13125559999",
+                        to_number="+17735550188",
+                        profile_id=f"{profile}-probe",
+                    )
+                )
                 request = urllib.request.Request(
-                    f"http://127.0.0.1:{stack.web_port}/webhooks/messaging", data=body,
-                    headers=sign(body, stack.key), method="POST")  # fmt: skip
+                    f"http://127.0.0.1:{stack.web_port}/webhooks/messaging",
+                    data=body,
+                    headers=sign(body, stack.key),
+                    method="POST",
+                )
                 try:
                     with urllib.request.urlopen(request, timeout=1) as response:
                         seen_while_down[response.status] += 1
@@ -285,8 +323,14 @@ def test_postgres_stopped_and_restarted_mid_load_loses_nothing(stack: Stack) -> 
     report = stream(stack, profile, restart_postgres, fault_after=1.5)
     figures = settle_and_check(stack, profile, report)
     unavailable = webhooks_answered(stack, "unavailable") - unavailable_before
-    print(json.dumps({"answers_while_postgres_down": dict(seen_while_down),
-                      "answered_unavailable": unavailable}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "answers_while_postgres_down": dict(seen_while_down),
+                "answered_unavailable": unavailable,
+            }
+        )
+    )
     # While the database was down the receiver answered 503, so Telnyx retried: its own count
     # says so whether or not a client waited for the answer under the load. And never 200.
     assert unavailable > 0

@@ -28,11 +28,21 @@ def api_client(make_database: Callable[[], str], settings: Settings) -> FlaskCli
     url = make_database()
     payloads = [
         fresh_ids(example("stop_toll_free"), PROFILE),
-        message_received(text="START", from_number="+13125550148", to_number="+17735550188",
-                         profile_id=PROFILE, autoresponse_type="START"),
-        message_received(text="HELP", from_number="+13125550149", to_number="+17735550188",
-                         profile_id=PROFILE, autoresponse_type="HELP"),
-    ]  # fmt: skip
+        message_received(
+            text="START",
+            from_number="+13125550148",
+            to_number="+17735550188",
+            profile_id=PROFILE,
+            autoresponse_type="START",
+        ),
+        message_received(
+            text="HELP",
+            from_number="+13125550149",
+            to_number="+17735550188",
+            profile_id=PROFILE,
+            autoresponse_type="HELP",
+        ),
+    ]
     with psycopg.connect(url) as conn:
         for payload in payloads:
             inbox.record_event(
@@ -125,23 +135,32 @@ def test_history_lists_audit_rows_oldest_first(api_client: FlaskClient) -> None:
 
 
 def test_can_send_refuses_opted_out_numbers(api_client: FlaskClient) -> None:
-    body = get(api_client, "/v1/can-send", messaging_profile_id=PROFILE,
-               **{"from": "+17735550188", "to": "+13125550147"}).get_json()  # fmt: skip
+    body = get(
+        api_client,
+        "/v1/can-send",
+        messaging_profile_id=PROFILE,
+        **{"from": "+17735550188", "to": "+13125550147"},
+    ).get_json()
     assert body == {"to": "+13125550147", "allowed": False, "reasons": ["opted_out"]}
 
 
 def test_can_send_names_the_carrier_block_of_the_toll_free_sender(api_client: FlaskClient) -> None:
-    body = get(api_client, "/v1/can-send", messaging_profile_id=PROFILE,
-               **{"from": "+18885550123", "to": "+13125550147"}).get_json()  # fmt: skip
+    body = get(
+        api_client,
+        "/v1/can-send",
+        messaging_profile_id=PROFILE,
+        **{"from": "+18885550123", "to": "+13125550147"},
+    ).get_json()
     assert body["reasons"] == ["opted_out", "carrier_block"]
 
 
 def test_can_send_batch_keeps_order_and_answers_each(api_client: FlaskClient) -> None:
     numbers = ["+13125550148", "+13125550147", "+13125550100", "+13125550147"]
     response = api_client.post(
-        "/v1/can-send", headers=AUTH,
+        "/v1/can-send",
+        headers=AUTH,
         json={"messaging_profile_id": PROFILE, "from": "+17735550188", "to": numbers},
-    )  # fmt: skip
+    )
     results = response.get_json()["results"]
     assert [r["to"] for r in results] == numbers
     assert [r["allowed"] for r in results] == [True, False, True, False]
@@ -149,9 +168,10 @@ def test_can_send_batch_keeps_order_and_answers_each(api_client: FlaskClient) ->
 
 def test_can_send_batch_names_the_bad_number(api_client: FlaskClient) -> None:
     response = api_client.post(
-        "/v1/can-send", headers=AUTH,
+        "/v1/can-send",
+        headers=AUTH,
         json={"messaging_profile_id": PROFILE, "from": "+17735550188", "to": ["+13125550148", "5"]},
-    )  # fmt: skip
+    )
     assert response.status_code == 400 and "to[1]" in response.get_json()["error"]
 
 

@@ -20,12 +20,23 @@ from app.store import audit_log
 
 def entry(number: str, action: str = "opt_out") -> AuditEntry:
     return AuditEntry(
-        event_id=None, message_id=None, occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
-        received_at=datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC), messaging_profile_id="p",
-        phone_number=number, our_number="+17735550188", country="US", action=action,
-        source="operator", text="STOP", autoresponse_type=None, previous_status="opted_in",
-        new_status="opted_out", superseded=False, telnyx_block=False,
-    )  # fmt: skip
+        event_id=None,
+        message_id=None,
+        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+        received_at=datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC),
+        messaging_profile_id="p",
+        phone_number=number,
+        our_number="+17735550188",
+        country="US",
+        action=action,
+        source="operator",
+        text="STOP",
+        autoresponse_type=None,
+        previous_status="opted_in",
+        new_status="opted_out",
+        superseded=False,
+        telnyx_block=False,
+    )
 
 
 @pytest.fixture
@@ -144,8 +155,9 @@ def test_a_clock_stepping_back_is_a_warning_naming_the_row_and_the_chain_stays_i
     result = CliRunner().invoke(main, ["audit", "verify"], env={"DATABASE_URL": audit_db})
     assert result.exit_code == 0
     assert "audit chain intact: 6 rows; head 6:" in result.stdout
-    assert result.stderr.startswith("warning: seq 6 was recorded at 2020-01-01T00:00:00+00:00,"
-                                    " before seq 5")  # fmt: skip
+    assert result.stderr.startswith(
+        "warning: seq 6 was recorded at 2020-01-01T00:00:00+00:00, before seq 5"
+    )
     assert result.stderr.rstrip().endswith("the clock stepped back; hashes and links hold")
 
 
@@ -170,8 +182,9 @@ def test_audit_verify_command_exits_nonzero_naming_the_row(audit_db: str) -> Non
     ok = runner.invoke(main, ["audit", "verify"], env={"DATABASE_URL": audit_db})
     assert ok.exit_code == 0 and "intact: 5 rows; head 5:" in ok.output
     anchor = ok.output.strip().rsplit("head ", 1)[1]
-    anchored = runner.invoke(main, ["audit", "verify", "--anchor", anchor],
-                             env={"DATABASE_URL": audit_db})  # fmt: skip
+    anchored = runner.invoke(
+        main, ["audit", "verify", "--anchor", anchor], env={"DATABASE_URL": audit_db}
+    )
     assert anchored.exit_code == 0
     _as_superuser_bypassing_triggers(audit_db, "UPDATE audit_log SET country = 'CA' WHERE seq = 4")
     bad = runner.invoke(main, ["audit", "verify"], env={"DATABASE_URL": audit_db})

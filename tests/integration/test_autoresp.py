@@ -33,32 +33,61 @@ def test_the_example_configuration_is_valid() -> None:
 @pytest.mark.parametrize(
     ("config", "problem"),
     [
-        ({"op": "promo", "keywords": ["STOP"], "resp_text": "x", "country_code": "*"},
-         "keyword 'STOP' is reserved for op stop"),
-        ({"op": "start", "keywords": ["HELP"], "resp_text": GOOD_STOP, "country_code": "*"},
-         "keyword 'HELP' is reserved for op help"),
-        ({"op": "help", "keywords": ["start"], "resp_text": GOOD_STOP, "country_code": "*"},
-         "keyword 'start' is reserved for op start"),
-        ({"op": "stop", "keywords": [f"W{i}" for i in range(21)], "resp_text": GOOD_STOP,
-          "country_code": "*"}, "has 21 keywords; Telnyx allows at most 20"),
-        ({"op": "stop", "keywords": ["PARAR"], "resp_text": "Adiós", "country_code": "MX"},
-         "resp_text is 5 characters; stop responses need at least 20"),
-        ({"op": "info", "keywords": ["INFO"], "resp_text": "short", "country_code": "*"},
-         "help responses need at least 20"),
-        ({"op": "stop", "keywords": ["PARAR"], "resp_text": GOOD_STOP, "country_code": "MEX"},
-         "country_code 'MEX' is not an ISO 3166-1 alpha-2 code or '*'"),
-        ({"op": "stop", "keywords": ["PARAR"], "resp_text": GOOD_STOP, "country_code": "XX"},
-         "country_code 'XX'"),
-        ({"op": "", "keywords": ["PARAR"], "resp_text": GOOD_STOP, "country_code": "MX"},
-         "op must be"),
-        ({"op": "stop", "keywords": [], "resp_text": GOOD_STOP, "country_code": "MX"},
-         "keywords must be a non-empty list"),
-        ({"op": "start", "keywords": ["END"], "resp_text": GOOD_STOP, "country_code": "*"},
-         "keyword 'END' revokes consent per se"),
-        ({"op": "stop", "keywords": ["  "], "resp_text": GOOD_STOP, "country_code": "*"},
-         "is empty"),
+        (
+            {"op": "promo", "keywords": ["STOP"], "resp_text": "x", "country_code": "*"},
+            "keyword 'STOP' is reserved for op stop",
+        ),
+        (
+            {"op": "start", "keywords": ["HELP"], "resp_text": GOOD_STOP, "country_code": "*"},
+            "keyword 'HELP' is reserved for op help",
+        ),
+        (
+            {"op": "help", "keywords": ["start"], "resp_text": GOOD_STOP, "country_code": "*"},
+            "keyword 'start' is reserved for op start",
+        ),
+        (
+            {
+                "op": "stop",
+                "keywords": [f"W{i}" for i in range(21)],
+                "resp_text": GOOD_STOP,
+                "country_code": "*",
+            },
+            "has 21 keywords; Telnyx allows at most 20",
+        ),
+        (
+            {"op": "stop", "keywords": ["PARAR"], "resp_text": "Adiós", "country_code": "MX"},
+            "resp_text is 5 characters; stop responses need at least 20",
+        ),
+        (
+            {"op": "info", "keywords": ["INFO"], "resp_text": "short", "country_code": "*"},
+            "help responses need at least 20",
+        ),
+        (
+            {"op": "stop", "keywords": ["PARAR"], "resp_text": GOOD_STOP, "country_code": "MEX"},
+            "country_code 'MEX' is not an ISO 3166-1 alpha-2 code or '*'",
+        ),
+        (
+            {"op": "stop", "keywords": ["PARAR"], "resp_text": GOOD_STOP, "country_code": "XX"},
+            "country_code 'XX'",
+        ),
+        (
+            {"op": "", "keywords": ["PARAR"], "resp_text": GOOD_STOP, "country_code": "MX"},
+            "op must be",
+        ),
+        (
+            {"op": "stop", "keywords": [], "resp_text": GOOD_STOP, "country_code": "MX"},
+            "keywords must be a non-empty list",
+        ),
+        (
+            {"op": "start", "keywords": ["END"], "resp_text": GOOD_STOP, "country_code": "*"},
+            "keyword 'END' revokes consent per se",
+        ),
+        (
+            {"op": "stop", "keywords": ["  "], "resp_text": GOOD_STOP, "country_code": "*"},
+            "is empty",
+        ),
     ],
-)  # fmt: skip
+)
 def test_configurations_outside_telnyx_limits_are_refused_naming_the_problem(
     config: dict[str, Any], problem: str
 ) -> None:
@@ -68,21 +97,28 @@ def test_configurations_outside_telnyx_limits_are_refused_naming_the_problem(
 
 
 def test_custom_op_needs_no_minimum_response_length() -> None:
-    assert problems_of([{"op": "hours", "keywords": ["HOURS"], "resp_text": "9-5",
-                         "country_code": "*"}]) == []  # fmt: skip
+    assert (
+        problems_of(
+            [{"op": "hours", "keywords": ["HOURS"], "resp_text": "9-5", "country_code": "*"}]
+        )
+        == []
+    )
 
 
 def test_help_and_info_are_the_same_op() -> None:
-    configs, _ = parse_configs([{"op": "info", "keywords": ["AIDE"], "resp_text": GOOD_STOP,
-                                 "country_code": "CA"}])  # fmt: skip
+    configs, _ = parse_configs(
+        [{"op": "info", "keywords": ["AIDE"], "resp_text": GOOD_STOP, "country_code": "CA"}]
+    )
     assert KeywordEngine(configs).classify("aide", None, "p", "CA").op == "help"
 
 
 def test_one_keyword_for_two_ops_in_the_same_country_is_refused() -> None:
-    found = problems_of([
-        {"op": "stop", "keywords": ["BAJA"], "resp_text": GOOD_STOP, "country_code": "MX"},
-        {"op": "promo", "keywords": ["baja"], "resp_text": "x", "country_code": "MX"},
-    ])  # fmt: skip
+    found = problems_of(
+        [
+            {"op": "stop", "keywords": ["BAJA"], "resp_text": GOOD_STOP, "country_code": "MX"},
+            {"op": "promo", "keywords": ["baja"], "resp_text": "x", "country_code": "MX"},
+        ]
+    )
     assert found == ["keyword 'baja' is given to both op stop and op promo for country MX"]
 
 
@@ -99,10 +135,13 @@ def write(tmp_path: Path, document: Any) -> Path:
 
 
 def test_autoresp_validate_prints_one_line_per_problem_and_exits_nonzero(tmp_path: Path) -> None:
-    path = write(tmp_path, [
-        {"op": "stop", "keywords": ["PARAR"], "resp_text": "Adiós", "country_code": "MEX"},
-        {"op": "promo", "keywords": ["STOP"], "resp_text": "x", "country_code": "*"},
-    ])  # fmt: skip
+    path = write(
+        tmp_path,
+        [
+            {"op": "stop", "keywords": ["PARAR"], "resp_text": "Adiós", "country_code": "MEX"},
+            {"op": "promo", "keywords": ["STOP"], "resp_text": "x", "country_code": "*"},
+        ],
+    )
     result = CliRunner().invoke(main, ["autoresp", "validate", str(path)])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
@@ -136,15 +175,22 @@ def test_simulator_sets_autoresponse_type_for_configured_keywords_only() -> None
 def test_service_refuses_to_start_with_an_invalid_keywords_file(
     tmp_path: Path, process: str
 ) -> None:
-    path = write(tmp_path, [{"op": "promo", "keywords": ["STOP"], "resp_text": "x",
-                             "country_code": "*"}])  # fmt: skip
-    env = {"PATH": str(Path(sys.executable).parent), "DATABASE_URL": "postgresql://x/y",
-           "REDIS_URL": "redis://127.0.0.1:1/0", "KEYWORDS_FILE": str(path),
-           "TELNYX_PUBLIC_KEY": "A" * 43 + "=", "API_TOKENS": "t",
-           "PORT": str(free_port())}  # fmt: skip
+    path = write(
+        tmp_path, [{"op": "promo", "keywords": ["STOP"], "resp_text": "x", "country_code": "*"}]
+    )
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "DATABASE_URL": "postgresql://x/y",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "KEYWORDS_FILE": str(path),
+        "TELNYX_PUBLIC_KEY": "A" * 43 + "=",
+        "API_TOKENS": "t",
+        "PORT": str(free_port()),
+    }
     command = read_procfile(ROOT / "Procfile")[process]
-    result = subprocess.run(["/bin/sh", "-c", command], env=env, cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        ["/bin/sh", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("optout-sync: refusing to start: KEYWORDS_FILE")

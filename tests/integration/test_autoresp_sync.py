@@ -51,8 +51,13 @@ def remote(telnyx: RunningFake) -> list[tuple[str, str, list[str], str]]:
 def test_pull_writes_every_page_as_a_valid_keywords_file(
     telnyx: RunningFake, tmp_path: Path
 ) -> None:
-    seed(telnyx, *({"op": f"menu{i}", "keywords": [f"MENU{i}"], "resp_text": "Menu",
-                    "country_code": "*"} for i in range(105)))  # fmt: skip
+    seed(
+        telnyx,
+        *(
+            {"op": f"menu{i}", "keywords": [f"MENU{i}"], "resp_text": "Menu", "country_code": "*"}
+            for i in range(105)
+        ),
+    )
     out = tmp_path / "pulled.json"
     result = cli(telnyx, "pull", "--profile", PROFILE, "--output", str(out))
     assert result.exit_code == 0, result.output
@@ -72,11 +77,18 @@ def test_diff_lists_creates_updates_and_deletes_and_exits_1(
         {"op": "stop", "keywords": ["PARAR"], "resp_text": GOOD, "country_code": "MX"},
         {"op": "promo", "keywords": ["DEALS"], "resp_text": "Deals!", "country_code": "*"},
     )
-    file = write(tmp_path, [
-        {"op": "stop", "keywords": ["PARAR", "BAJA"], "resp_text": GOOD, "country_code": "MX"},
-        {"op": "start", "keywords": ["INICIO"], "country_code": "MX",
-         "resp_text": "Bienvenido de nuevo a nuestras alertas."},
-    ])  # fmt: skip
+    file = write(
+        tmp_path,
+        [
+            {"op": "stop", "keywords": ["PARAR", "BAJA"], "resp_text": GOOD, "country_code": "MX"},
+            {
+                "op": "start",
+                "keywords": ["INICIO"],
+                "country_code": "MX",
+                "resp_text": "Bienvenido de nuevo a nuestras alertas.",
+            },
+        ],
+    )
     result = cli(telnyx, "diff", "--profile", PROFILE, str(file))
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
@@ -137,8 +149,9 @@ def test_a_wrong_api_key_is_named_clearly(telnyx: RunningFake) -> None:
 
 
 def test_missing_api_key_is_named() -> None:
-    result = CliRunner().invoke(main, ["autoresp", "pull", "--profile", PROFILE],
-                                env={"TELNYX_API_KEY": ""})  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["autoresp", "pull", "--profile", PROFILE], env={"TELNYX_API_KEY": ""}
+    )
     assert result.exit_code == 1 and "TELNYX_API_KEY is not set" in result.output
 
 

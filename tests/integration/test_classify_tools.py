@@ -31,14 +31,17 @@ def test_classify_file_prints_one_verdict_per_line_of_text_or_jsonl(tmp_path: Pa
     texts.write_text(
         "STOP\n"
         "I want to cancel my order\n"
-        + json.dumps({"text": "parar", "from": MX_NUMBER}) + "\n"
-        + json.dumps({"text": "goodbye", "profile": "vip-profile"}) + "\n"
+        + json.dumps({"text": "parar", "from": MX_NUMBER})
+        + "\n"
+        + json.dumps({"text": "goodbye", "profile": "vip-profile"})
+        + "\n"
         "{not json, so this is a text}\n"
         "I opt out\n",
         encoding="utf-8",
-    )  # fmt: skip
-    result = CliRunner().invoke(main, ["classify", "--file", str(texts)],
-                                env={"KEYWORDS_FILE": str(keywords)})  # fmt: skip
+    )
+    result = CliRunner().invoke(
+        main, ["classify", "--file", str(texts)], env={"KEYWORDS_FILE": str(keywords)}
+    )
     assert result.exit_code == 0, result.output
     assert verdicts(result.stdout) == [
         ("STOP", "stop", "exact"),
@@ -51,17 +54,20 @@ def test_classify_file_prints_one_verdict_per_line_of_text_or_jsonl(tmp_path: Pa
 
 
 def test_classify_file_reads_stdin_and_names_bad_lines_without_stopping() -> None:
-    lines = "\n".join([
-        "stop please",
-        json.dumps({"text": 5}),
-        json.dumps({"text": "hi", "from": "+1"}),
-        "leave me alone",
-    ])  # fmt: skip
+    lines = "\n".join(
+        [
+            "stop please",
+            json.dumps({"text": 5}),
+            json.dumps({"text": "hi", "from": "+1"}),
+            "leave me alone",
+        ]
+    )
     result = CliRunner().invoke(main, ["classify", "--file", "-"], input=lines, env={})
     assert result.exit_code == 1
     assert verdicts(result.stdout) == [
-        ("stop please", "stop", "per_se"), ("leave me alone", "possible_opt_out", "phrase"),
-    ]  # fmt: skip
+        ("stop please", "stop", "per_se"),
+        ("leave me alone", "possible_opt_out", "phrase"),
+    ]
     assert result.stderr.splitlines() == [
         "<stdin>: line 2: text is not a string",
         "<stdin>: line 3: from: '+1' is not a phone number: (1) The string supplied did not seem to"
@@ -79,11 +85,17 @@ def _applied(url: str, texts: list[tuple[str, str]]) -> None:
     """Texts received and applied by the worker's rules of today (review policy)."""
     with psycopg.connect(url) as conn:
         for text, number in texts:
-            payload = message_received(text=text, from_number=number, to_number="+17735550188",
-                                       profile_id="what-if")  # fmt: skip
-            inbox.record_event(conn, event_id=payload["data"]["id"], raw_body=encode(payload),
-                               event_type="message.received", status="pending",
-                               signed_at=None)  # fmt: skip
+            payload = message_received(
+                text=text, from_number=number, to_number="+17735550188", profile_id="what-if"
+            )
+            inbox.record_event(
+                conn,
+                event_id=payload["data"]["id"],
+                raw_body=encode(payload),
+                event_type="message.received",
+                status="pending",
+                signed_at=None,
+            )
         apply_events.apply_claimed(conn, inbox.claim_pending(conn, 100), max_attempts=3)
         conn.commit()
 
@@ -104,8 +116,15 @@ def test_reclassify_shows_what_new_rules_would_decide_and_changes_nothing(
     make_database: Callable[[], str], tmp_path: Path
 ) -> None:
     url = make_database()
-    _applied(url, [("STOP", "+13125550101"), ("I want to cancel my order", "+13125550102"),
-                   ("please stop texting me", "+13125550103"), ("parar", MX_NUMBER)])  # fmt: skip
+    _applied(
+        url,
+        [
+            ("STOP", "+13125550101"),
+            ("I want to cancel my order", "+13125550102"),
+            ("please stop texting me", "+13125550103"),
+            ("parar", MX_NUMBER),
+        ],
+    )
     keywords = tmp_path / "keywords.json"
     keywords.write_text(json.dumps(KEYWORDS))
     before = _state(url)
@@ -113,10 +132,18 @@ def test_reclassify_shows_what_new_rules_would_decide_and_changes_nothing(
 
     result = CliRunner().invoke(
         main,
-        ["events", "reclassify", "--since", since, "--keywords", str(keywords),
-         "--policy", "opt_out"],
+        [
+            "events",
+            "reclassify",
+            "--since",
+            since,
+            "--keywords",
+            str(keywords),
+            "--policy",
+            "opt_out",
+        ],
         env={"DATABASE_URL": url},
-    )  # fmt: skip
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert [line.split("  ", 2)[2] for line in lines[:2]] == [
@@ -128,8 +155,9 @@ def test_reclassify_shows_what_new_rules_would_decide_and_changes_nothing(
     assert lines[3:] == ["  ordinary -> opt_out: 1", "  possible_opt_out -> opt_out: 1"]
     assert _state(url) == before
 
-    unchanged = CliRunner().invoke(main, ["events", "reclassify", "--since", since],
-                                   env={"DATABASE_URL": url})  # fmt: skip
+    unchanged = CliRunner().invoke(
+        main, ["events", "reclassify", "--since", since], env={"DATABASE_URL": url}
+    )
     assert unchanged.output.splitlines()[-1].endswith(
         ": 0 would be decided differently (policy review)"
     )

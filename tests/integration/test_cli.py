@@ -54,9 +54,12 @@ def test_db_upgrade_applies_every_migration_to_an_empty_database(servers: dict[s
 def test_classify_prints_the_verdict_as_json() -> None:
     result = CliRunner().invoke(main, ["classify", "  Opt-Out!! "])
     assert json.loads(result.output) == {
-        "op": "stop", "source": "keyword", "keyword": "OPT OUT", "normalized": "opt-out",
+        "op": "stop",
+        "source": "keyword",
+        "keyword": "OPT OUT",
+        "normalized": "opt-out",
         "rule": "exact",
-    }  # fmt: skip
+    }
     ordinary = json.loads(CliRunner().invoke(main, ["classify", "see you at 5"]).output)
     assert ordinary["op"] is None
 
@@ -75,12 +78,19 @@ def test_simulated_autoresponse_type_is_set_only_for_telnyx_keywords() -> None:
 
 def test_events_list_and_replay_failed(make_database: Callable[[], str]) -> None:
     url = make_database()
-    payload = message_received(text="STOP", from_number="+13125550147",
-                               to_number="+17735550188", profile_id="cli")  # fmt: skip
+    payload = message_received(
+        text="STOP", from_number="+13125550147", to_number="+17735550188", profile_id="cli"
+    )
     event_id = payload["data"]["id"]
     with psycopg.connect(url) as conn:
-        inbox.record_event(conn, event_id=event_id, event_type="message.received",
-                           status="pending", raw_body=encode(payload), signed_at=None)  # fmt: skip
+        inbox.record_event(
+            conn,
+            event_id=event_id,
+            event_type="message.received",
+            status="pending",
+            raw_body=encode(payload),
+            signed_at=None,
+        )
         (pk,) = conn.execute("SELECT pk FROM webhook_events").fetchone()  # type: ignore[misc]
         inbox.record_failure(conn, pk, "database exploded", max_attempts=1)
         conn.commit()

@@ -27,11 +27,28 @@ from app.web import create_app
 from tests.conftest import API_TOKEN, ROOT
 
 SPEC_FIELDS = [
-    "seq", "recorded_at", "event_id", "message_id", "occurred_at", "received_at",
-    "messaging_profile_id", "phone_number", "our_number", "country", "action", "source", "text",
-    "autoresponse_type", "previous_status", "new_status", "superseded", "telnyx_block",
-    "honored_seconds", "prev_hash", "hash",
-]  # fmt: skip
+    "seq",
+    "recorded_at",
+    "event_id",
+    "message_id",
+    "occurred_at",
+    "received_at",
+    "messaging_profile_id",
+    "phone_number",
+    "our_number",
+    "country",
+    "action",
+    "source",
+    "text",
+    "autoresponse_type",
+    "previous_status",
+    "new_status",
+    "superseded",
+    "telnyx_block",
+    "honored_seconds",
+    "prev_hash",
+    "hash",
+]
 A, B = "profile-a", "profile-b"
 LONG, TOLL = "+17735550188", "+18885550123"
 T0 = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -43,12 +60,12 @@ STREAM = [
     (A, "+13125550102", LONG, "START", "START", 2),
     (A, "+13125550103", LONG, "HELP", "HELP", 3),
     (A, "+13125550104", LONG, "Revoke", None, 4),
-    (A, "+13125550104", LONG, "=HYPERLINK(\"x\")", None, 5),  # ordinary: no audit row
+    (A, "+13125550104", LONG, '=HYPERLINK("x")', None, 5),  # ordinary: no audit row
     (B, "+13125550105", LONG, "STOP", "STOP", 6),
     (B, "+13125550105", LONG, "START", "START", 7),
     (B, "+13125550106", TOLL, "UNSTOP", "START", 8),
-    (B, "+13125550107", LONG, "stop, \"please\"\ntexting me", None, 9),  # intent; , " and newline
-]  # fmt: skip
+    (B, "+13125550107", LONG, 'stop, "please"\ntexting me', None, 9),  # intent; , " and newline
+]
 EXPECTED_ROWS = 11  # 9 consent events, two of them to toll-free (two rows each), one ordinary
 
 
@@ -57,12 +74,22 @@ def export_db(make_database: Callable[[], str]) -> str:
     url = make_database()
     with psycopg.connect(url) as conn:
         for profile, number, ours, text, auto, minute in STREAM:
-            payload = message_received(text=text, from_number=number, to_number=ours,
-                                       profile_id=profile, autoresponse_type=auto,
-                                       occurred_at=T0 + timedelta(minutes=minute))  # fmt: skip
-            inbox.record_event(conn, event_id=payload["data"]["id"],
-                               event_type="message.received", status="pending",
-                               raw_body=encode(payload), signed_at=None)  # fmt: skip
+            payload = message_received(
+                text=text,
+                from_number=number,
+                to_number=ours,
+                profile_id=profile,
+                autoresponse_type=auto,
+                occurred_at=T0 + timedelta(minutes=minute),
+            )
+            inbox.record_event(
+                conn,
+                event_id=payload["data"]["id"],
+                event_type="message.received",
+                status="pending",
+                raw_body=encode(payload),
+                signed_at=None,
+            )
             conn.commit()
         # One event per transaction, so each has its own recorded_at to filter on.
         while claimed := inbox.claim_pending(conn, 1):
@@ -155,8 +182,9 @@ def test_spreadsheet_safe_neutralises_formula_cells(export_db: str) -> None:
 def test_suppression_list_holds_exactly_the_opted_out_numbers(export_db: str) -> None:
     rows = csv_rows(run_export(export_db, "suppression"))
     assert sorted((r["messaging_profile_id"], r["phone_number"]) for r in rows) == [
-        (A, "+13125550101"), (A, "+13125550104"),
-    ]  # fmt: skip
+        (A, "+13125550101"),
+        (A, "+13125550104"),
+    ]
     assert all(r["status"] == "opted_out" and r["opted_out_at"] for r in rows)
 
 
@@ -168,8 +196,9 @@ def test_carrier_block_list_holds_the_current_blocks(export_db: str) -> None:
 
 
 def test_bad_times_and_ranges_are_refused() -> None:
-    bad = CliRunner().invoke(main, ["export", "audit", "--since", "yesterday"],
-                             env={"DATABASE_URL": "postgresql://x/y"})  # fmt: skip
+    bad = CliRunner().invoke(
+        main, ["export", "audit", "--since", "yesterday"], env={"DATABASE_URL": "postgresql://x/y"}
+    )
     assert bad.exit_code == 2 and "not an ISO 8601 time" in bad.output
 
 
@@ -198,9 +227,10 @@ def test_http_export_streams_csv_with_a_filename(export_client: FlaskClient) -> 
 
 def test_http_export_jsonl_with_filters(export_client: FlaskClient) -> None:
     response = export_client.get(
-        "/v1/exports/audit", headers=AUTH,
+        "/v1/exports/audit",
+        headers=AUTH,
         query_string={"format": "jsonl", "messaging_profile_id": A},
-    )  # fmt: skip
+    )
     assert response.headers["Content-Type"] == "application/x-ndjson"
     objects = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
     assert len(objects) == 6 and {o["messaging_profile_id"] for o in objects} == {A}
@@ -239,8 +269,9 @@ def test_audit_stats_counts_by_action_and_source_with_percentiles(export_db: str
 def test_metrics_expose_time_to_honour_and_audit_rows(export_client: FlaskClient) -> None:
     text = export_client.get("/metrics").get_data(as_text=True)
     assert "# TYPE optout_sync_honored_seconds histogram" in text
-    count = next(line for line in text.splitlines()
-                 if line.startswith("optout_sync_honored_seconds_count"))  # fmt: skip
+    count = next(
+        line for line in text.splitlines() if line.startswith("optout_sync_honored_seconds_count")
+    )
     assert float(count.split()[-1]) == EXPECTED_ROWS
     assert 'optout_sync_audit_rows_total{action="opt_out",source="telnyx"} 3' in text
     assert 'optout_sync_honored_seconds_bucket{le="+Inf"} 11' in text
@@ -259,9 +290,15 @@ finally:
 
 
 def peak_kib(url: str, output: Path) -> int:
-    result = subprocess.run([sys.executable, "-c", _PEAK, str(output)], cwd=ROOT,
-                            env={"DATABASE_URL": url, "PATH": ""}, capture_output=True,
-                            text=True, timeout=300, check=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(output)],
+        cwd=ROOT,
+        env={"DATABASE_URL": url, "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     return int(result.stdout.strip().splitlines()[-1])
 
 
@@ -283,7 +320,9 @@ def test_large_export_streams_in_bounded_memory(
     with (tmp_path / "large.csv").open() as handle:
         assert sum(1 for _ in handle) == 300_001
     # 300x the rows (~100 MiB of CSV) may not grow the process by more than a few MiB.
-    print(f"peak RSS: 1k rows {small_peak / 1024:.1f} MiB, 300k rows {large_peak / 1024:.1f} MiB"
-          f" for {size_mib:.0f} MiB of CSV")  # fmt: skip
+    print(
+        f"peak RSS: 1k rows {small_peak / 1024:.1f} MiB, 300k rows {large_peak / 1024:.1f} MiB"
+        f" for {size_mib:.0f} MiB of CSV"
+    )
     assert size_mib > 50
     assert large_peak - small_peak < 16 * 1024

@@ -16,37 +16,54 @@ from nacl.signing import SigningKey
 from app.devtools.simulate import sign
 from tests.conftest import API_TOKEN
 
-FUZZ = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
-header_names = st.sampled_from([
-    "telnyx-signature-ed25519", "telnyx-timestamp", "Telnyx-Signature-Ed25519",
-    "TELNYX-TIMESTAMP", "content-type",
-])  # fmt: skip
+header_names = st.sampled_from(
+    [
+        "telnyx-signature-ed25519",
+        "telnyx-timestamp",
+        "Telnyx-Signature-Ed25519",
+        "TELNYX-TIMESTAMP",
+        "content-type",
+    ]
+)
 header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=120)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=20,
-)  # fmt: skip
+)
 
 
 def envelope_like() -> st.SearchStrategy[Any]:
     """Bodies shaped like Telnyx's, with any field missing, null or of the wrong type."""
-    payload = st.fixed_dictionaries({}, optional={
-        "messaging_profile_id": json_values, "text": json_values, "autoresponse_type": json_values,
-        "from": st.fixed_dictionaries(
-            {}, optional={"phone_number": json_values | st.just("+13125550147")}),
-        "to": st.lists(
-            st.fixed_dictionaries({}, optional={"phone_number": json_values}), max_size=2),
-    })  # fmt: skip
-    data = st.fixed_dictionaries({}, optional={
-        "id": json_values | st.uuids().map(str), "event_type": st.sampled_from(
-            ["message.received", "message.sent", ""]) | json_values,
-        "occurred_at": json_values | st.just("2026-11-20T16:00:00+00:00"),
-        "payload": payload | json_values,
-    })  # fmt: skip
+    payload = st.fixed_dictionaries(
+        {},
+        optional={
+            "messaging_profile_id": json_values,
+            "text": json_values,
+            "autoresponse_type": json_values,
+            "from": st.fixed_dictionaries(
+                {}, optional={"phone_number": json_values | st.just("+13125550147")}
+            ),
+            "to": st.lists(
+                st.fixed_dictionaries({}, optional={"phone_number": json_values}), max_size=2
+            ),
+        },
+    )
+    data = st.fixed_dictionaries(
+        {},
+        optional={
+            "id": json_values | st.uuids().map(str),
+            "event_type": st.sampled_from(["message.received", "message.sent", ""]) | json_values,
+            "occurred_at": json_values | st.just("2026-11-20T16:00:00+00:00"),
+            "payload": payload | json_values,
+        },
+    )
     return st.fixed_dictionaries({}, optional={"data": data | json_values, "meta": json_values})
 
 
@@ -100,15 +117,22 @@ text_params = st.text(max_size=40)
 @FUZZ
 @given(
     path=st.text(max_size=40).filter(lambda p: p not in (".", "..")),
-    params=st.dictionaries(st.sampled_from(["messaging_profile_id", "from", "to", "format", "since",
-                                            "until", "x"]), text_params, max_size=4),
-)  # fmt: skip
+    params=st.dictionaries(
+        st.sampled_from(["messaging_profile_id", "from", "to", "format", "since", "until", "x"]),
+        text_params,
+        max_size=4,
+    ),
+)
 def test_v1_paths_and_parameters_never_5xx(app: Flask, path: str, params: dict[str, str]) -> None:
     client = app.test_client()
     auth = {"Authorization": f"Bearer {API_TOKEN}"}
     path = quote(path, safe="/+")  # as an HTTP client would send it
-    for url in (f"/v1/subscribers/{path}", f"/v1/subscribers/{path}/history", "/v1/can-send",
-                "/v1/exports/audit"):  # fmt: skip
+    for url in (
+        f"/v1/subscribers/{path}",
+        f"/v1/subscribers/{path}/history",
+        "/v1/can-send",
+        "/v1/exports/audit",
+    ):
         response = client.get(url, query_string=params, headers=auth)
         response.get_data()  # read it all, as a client would (exports stream)
         response.close()
@@ -123,6 +147,7 @@ def test_v1_paths_and_parameters_never_5xx(app: Flask, path: str, params: dict[s
 @FUZZ
 @given(body=json_values)
 def test_can_send_batch_bodies_never_5xx(app: Flask, body: Any) -> None:
-    response = app.test_client().post("/v1/can-send", json=body,
-                                      headers={"Authorization": f"Bearer {API_TOKEN}"})  # fmt: skip
+    response = app.test_client().post(
+        "/v1/can-send", json=body, headers={"Authorization": f"Bearer {API_TOKEN}"}
+    )
     assert response.status_code in (200, 400)

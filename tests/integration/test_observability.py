@@ -41,11 +41,17 @@ def test_poison_event_fails_is_visible_and_replays_after_a_fix(
             f"ALTER TABLE subscribers ADD CONSTRAINT no_poison CHECK (phone_number <> '{POISONED}')"
         )
         for number in ("+13125550101", POISONED, "+13125550102"):
-            payload = message_received(text="STOP", from_number=number, to_number="+17735550188",
-                                       profile_id="poison")  # fmt: skip
-            inbox.record_event(conn, event_id=f"evt-{number}", event_type="message.received",
-                               status="pending", raw_body=encode(payload),
-                               signed_at=None)  # fmt: skip
+            payload = message_received(
+                text="STOP", from_number=number, to_number="+17735550188", profile_id="poison"
+            )
+            inbox.record_event(
+                conn,
+                event_id=f"evt-{number}",
+                event_type="message.received",
+                status="pending",
+                raw_body=encode(payload),
+                signed_at=None,
+            )
         conn.commit()
     with ConnectionPool(url, min_size=1, max_size=1, open=True) as pool:
         for _ in range(3):  # MAX_ATTEMPTS=3; make the backoff due at once
@@ -84,8 +90,10 @@ def test_numbers_are_masked_but_for_their_last_four_digits() -> None:
     assert mask_numbers("from +13125550147 to +18885550123") == "from +*******0147 to +*******0123"
     assert mask_numbers("+525512345678 said STOP") == "+********5678 said STOP"
     # Times, offsets and ids are left alone.
-    assert mask_numbers("at 2026-11-20T16:00:00+00:00 id 12345678901") == \
-        "at 2026-11-20T16:00:00+00:00 id 12345678901"  # fmt: skip
+    assert (
+        mask_numbers("at 2026-11-20T16:00:00+00:00 id 12345678901")
+        == "at 2026-11-20T16:00:00+00:00 id 12345678901"
+    )
 
 
 def test_logs_are_json_lines_with_numbers_masked_in_messages_and_tracebacks() -> None:

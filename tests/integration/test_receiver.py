@@ -229,8 +229,9 @@ def test_a_hand_off_that_failed_is_sent_once_the_broker_is_back(
 ) -> None:
     port = free_port()
     queue = f"optout-sync-handoff-{uuid.uuid4().hex[:8]}"
-    enqueuer = Enqueuer(replace(settings, broker_url=f"redis://127.0.0.1:{port}/0",
-                                celery_queue=queue))  # fmt: skip
+    enqueuer = Enqueuer(
+        replace(settings, broker_url=f"redis://127.0.0.1:{port}/0", celery_queue=queue)
+    )
     failures_before = enqueue_failures()
     enqueuer.request_apply()  # the broker is down: this send fails
     wait_for(lambda: enqueue_failures() > failures_before)

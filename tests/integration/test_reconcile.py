@@ -22,8 +22,13 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 def optout(number: str, minutes: int, profile: str | None = PROFILE) -> dict[str, object]:
     created = (T0 + timedelta(minutes=minutes)).isoformat(" ")  # Telnyx's own format
-    return {"from": "+17735550188", "to": number, "messaging_profile_id": profile,
-            "keyword": "STOP", "created_at": created}  # fmt: skip
+    return {
+        "from": "+17735550188",
+        "to": number,
+        "messaging_profile_id": profile,
+        "keyword": "STOP",
+        "created_at": created,
+    }
 
 
 @pytest.fixture
@@ -44,9 +49,12 @@ def run(telnyx: RunningFake, db: str, *args: str, key: str = API_KEY) -> Result:
 
 def statuses(db: str, profile: str = PROFILE) -> dict[str, str]:
     with psycopg.connect(db) as conn:
-        return dict(conn.execute(
-            "SELECT phone_number, status FROM subscribers WHERE messaging_profile_id = %s",
-            (profile,)).fetchall())  # fmt: skip
+        return dict(
+            conn.execute(
+                "SELECT phone_number, status FROM subscribers WHERE messaging_profile_id = %s",
+                (profile,),
+            ).fetchall()
+        )
 
 
 def test_records_every_missing_optout_across_pages_audited_as_reconcile(
@@ -70,11 +78,22 @@ def test_rerun_is_idempotent_and_known_optouts_are_not_recorded_again(
     telnyx: RunningFake, db: str
 ) -> None:
     # One number already opted out here through its webhook.
-    payload = message_received(text="STOP", from_number="+13125550001", autoresponse_type="STOP",
-                               to_number="+17735550188", profile_id=PROFILE)  # fmt: skip
+    payload = message_received(
+        text="STOP",
+        from_number="+13125550001",
+        autoresponse_type="STOP",
+        to_number="+17735550188",
+        profile_id=PROFILE,
+    )
     with psycopg.connect(db) as conn:
-        inbox.record_event(conn, event_id=payload["data"]["id"], event_type="message.received",
-                           status="pending", raw_body=encode(payload), signed_at=None)  # fmt: skip
+        inbox.record_event(
+            conn,
+            event_id=payload["data"]["id"],
+            event_type="message.received",
+            status="pending",
+            raw_body=encode(payload),
+            signed_at=None,
+        )
         apply_events.apply_claimed(conn, inbox.claim_pending(conn, 10), max_attempts=3)
         conn.commit()
     telnyx.fake.optouts = [optout("+13125550001", 0), optout("+13125550002", 1)]
@@ -113,12 +132,23 @@ def test_since_asks_telnyx_for_newer_optouts_only(telnyx: RunningFake, db: str) 
 def test_a_late_optout_older_than_a_local_start_is_audited_as_superseded(
     telnyx: RunningFake, db: str
 ) -> None:
-    start = message_received(text="START", from_number="+13125550008", autoresponse_type="START",
-                             to_number="+17735550188", profile_id=PROFILE,
-                             occurred_at=T0 + timedelta(hours=1))  # fmt: skip
+    start = message_received(
+        text="START",
+        from_number="+13125550008",
+        autoresponse_type="START",
+        to_number="+17735550188",
+        profile_id=PROFILE,
+        occurred_at=T0 + timedelta(hours=1),
+    )
     with psycopg.connect(db) as conn:
-        inbox.record_event(conn, event_id=start["data"]["id"], event_type="message.received",
-                           status="pending", raw_body=encode(start), signed_at=None)  # fmt: skip
+        inbox.record_event(
+            conn,
+            event_id=start["data"]["id"],
+            event_type="message.received",
+            status="pending",
+            raw_body=encode(start),
+            signed_at=None,
+        )
         apply_events.apply_claimed(conn, inbox.claim_pending(conn, 10), max_attempts=3)
         conn.commit()
     telnyx.fake.optouts = [optout("+13125550008", 0)]
@@ -135,8 +165,10 @@ def test_wrong_key_is_named_and_nothing_is_recorded(telnyx: RunningFake, db: str
     telnyx.fake.optouts = [optout("+13125550009", 0)]
     result = run(telnyx, db, key="wrong")
     assert result.exit_code == 1
-    assert "could not read Telnyx's opt-out list: Telnyx API answered 401 (check TELNYX_API_KEY)" \
-        in result.output  # fmt: skip
+    assert (
+        "could not read Telnyx's opt-out list: Telnyx API answered 401 (check TELNYX_API_KEY)"
+        in result.output
+    )
     assert statuses(db) == {}
 
 

@@ -24,8 +24,14 @@ from tests.conftest import (
 
 def record_aged(conn: psycopg.Connection, status: str, days_old: int) -> str:
     event_id = f"{status}-{days_old}d-{uuid.uuid4()}"
-    inbox.record_event(conn, event_id=event_id, event_type="message.received", status=status,
-                       raw_body=b'{"data": {}}', signed_at=None)  # fmt: skip
+    inbox.record_event(
+        conn,
+        event_id=event_id,
+        event_type="message.received",
+        status=status,
+        raw_body=b'{"data": {}}',
+        signed_at=None,
+    )
     _age(conn, event_id, days_old)
     return event_id
 
@@ -58,8 +64,9 @@ def test_prune_removes_old_processed_and_ignored_rows_keeps_the_rest_and_duplica
         _age(conn, recent_receipt["data"]["id"], 89)
         old_processed = record_aged(conn, "processed", 91)
         recent_processed = record_aged(conn, "processed", 89)
-        waiting_for_replay = {record_aged(conn, status, 400) for status in ("pending", "failed",
-                                                                         "invalid")}  # fmt: skip
+        waiting_for_replay = {
+            record_aged(conn, status, 400) for status in ("pending", "failed", "invalid")
+        }
     before = kept_event_ids(url)
     env = {"DATABASE_URL": url, "WEBHOOK_RETENTION_DAYS": "90"}
 

@@ -56,26 +56,32 @@ def apply_pending(url: str) -> None:
     ],
 )
 def test_stop_to_a_short_code_or_a_single_to_string_opts_out(
-    short_code_client: FlaskClient, signing_key: SigningKey, own_database: str,
-    recipients: Any, our_number: str,
-) -> None:  # fmt: skip
+    short_code_client: FlaskClient,
+    signing_key: SigningKey,
+    own_database: str,
+    recipients: Any,
+    our_number: str,
+) -> None:
     profile = new_profile()
     answer = post_webhook(short_code_client, stop_to(recipients, profile), signing_key)
     assert (answer.status_code, answer.get_json()) == (200, {"status": "accepted"})
     apply_pending(own_database)
 
     can_send = short_code_client.get(
-        "/v1/can-send", headers=AUTH,
+        "/v1/can-send",
+        headers=AUTH,
         query_string={"messaging_profile_id": profile, "from": our_number, "to": SUBSCRIBER},
-    ).get_json()  # fmt: skip
+    ).get_json()
     assert can_send == {"to": SUBSCRIBER, "allowed": False, "reasons": ["opted_out"]}
     export = short_code_client.get(
         "/v1/exports/audit", headers=AUTH, query_string={"messaging_profile_id": profile}
     ).get_data(as_text=True)
     (row,) = csv.DictReader(io.StringIO(export))
     assert (row["phone_number"], row["our_number"], row["action"]) == (
-        SUBSCRIBER, our_number, "opt_out",
-    )  # fmt: skip
+        SUBSCRIBER,
+        our_number,
+        "opt_out",
+    )
 
 
 @pytest.mark.parametrize(
@@ -100,8 +106,10 @@ def test_can_send_takes_a_short_code_as_from_and_still_refuses_a_subscriber_with
 ) -> None:
     query = {"messaging_profile_id": new_profile(), "from": "12345", "to": SUBSCRIBER}
     assert short_code_client.get("/v1/can-send", headers=AUTH, query_string=query).get_json() == {
-        "to": SUBSCRIBER, "allowed": True, "reasons": [],
-    }  # fmt: skip
+        "to": SUBSCRIBER,
+        "allowed": True,
+        "reasons": [],
+    }
     query["to"] = "12345"  # subscribers are always E.164
     refused = short_code_client.get("/v1/can-send", headers=AUTH, query_string=query)
     assert refused.status_code == 400

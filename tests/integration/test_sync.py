@@ -93,9 +93,13 @@ def event(
     number: str = SUBSCRIBER,
 ) -> dict[str, Any]:
     return message_received(
-        text=text, from_number=number, to_number=to, profile_id=profile,
-        autoresponse_type=autoresponse, occurred_at=at or datetime.now(UTC),
-    )  # fmt: skip
+        text=text,
+        from_number=number,
+        to_number=to,
+        profile_id=profile,
+        autoresponse_type=autoresponse,
+        occurred_at=at or datetime.now(UTC),
+    )
 
 
 def test_stop_with_telnyx_autoresponse_opts_out_with_telnyx_block(db: psycopg.Connection) -> None:
@@ -177,10 +181,28 @@ def test_start_to_long_code_reopens_profile_but_keeps_toll_free_carrier_block(
 ) -> None:
     profile = new_profile()
     number = f"+1312555{uuid.uuid4().int % 10_000:04d}"
-    deliver(db, event("stop", profile=profile, to=TOLL_FREE, number=number, autoresponse="STOP",
-                      at=datetime(2026, 1, 1, tzinfo=UTC)))  # fmt: skip
-    deliver(db, event("START", profile=profile, to=LONG_CODE, number=number, autoresponse="START",
-                      at=datetime(2026, 1, 2, tzinfo=UTC)))  # fmt: skip
+    deliver(
+        db,
+        event(
+            "stop",
+            profile=profile,
+            to=TOLL_FREE,
+            number=number,
+            autoresponse="STOP",
+            at=datetime(2026, 1, 1, tzinfo=UTC),
+        ),
+    )
+    deliver(
+        db,
+        event(
+            "START",
+            profile=profile,
+            to=LONG_CODE,
+            number=number,
+            autoresponse="START",
+            at=datetime(2026, 1, 2, tzinfo=UTC),
+        ),
+    )
     apply(db)
     assert status_of(db, profile, number) == "opted_in"
     assert carrier_blocked(db, TOLL_FREE, number)
@@ -251,8 +273,9 @@ def test_poison_event_fails_after_max_attempts_and_replays(db: psycopg.Connectio
     statuses = [inbox.record_failure(db, pk, "boom", max_attempts=3) for _ in range(3)]
     assert statuses == ["pending", "pending", "failed"]
     failed = inbox.list_events(db, "failed", limit=1000)
-    assert any(row["event_id"] == payload["data"]["id"] and row["last_error"] == "boom"
-               for row in failed)  # fmt: skip
+    assert any(
+        row["event_id"] == payload["data"]["id"] and row["last_error"] == "boom" for row in failed
+    )
     inbox.replay_event(db, payload["data"]["id"])
     apply(db)
     assert status_of(db, payload["data"]["payload"]["messaging_profile_id"]) == "opted_out"
@@ -311,10 +334,12 @@ def test_any_order_and_any_number_of_deliveries_end_in_the_same_state(
     for index, ((profile, number), target, text, minute) in enumerate(specs):
         payload = event(
             "Revoke" if text == "REVOKE" else text.lower(),
-            profile=f"{profile}-{run}", to=target, number=number,
+            profile=f"{profile}-{run}",
+            to=target,
+            number=number,
             autoresponse=None if text == "REVOKE" else text,
             at=base + timedelta(minutes=minute),
-        )  # fmt: skip
+        )
         payload["data"]["id"] = f"evt-{index:04d}"  # ids order ties, as in expected_state
         payloads.append(payload)
     # Every event delivered 1-3 times, shuffled, applied in batches of random size.
@@ -386,10 +411,11 @@ def test_drain_isolates_an_event_the_database_refuses_and_applies_the_rest(
     with psycopg.connect(url) as conn:
         assert status_of(conn, profile, "+13125550101") == "opted_out"
         assert status_of(conn, profile, "+13125550102") == "opted_out"
-        (status, attempts, error), = conn.execute(
+        ((status, attempts, error),) = conn.execute(
             "SELECT status, attempts, last_error FROM webhook_events"
-            " WHERE convert_from(raw_body, 'UTF8') LIKE %s", (f"%{refused[1:]}%",),
-        ).fetchall()  # fmt: skip
+            " WHERE convert_from(raw_body, 'UTF8') LIKE %s",
+            (f"%{refused[1:]}%",),
+        ).fetchall()
     assert (status, attempts) == ("failed", 3)
     assert "CheckViolation" in error
     assert result.failed == 1
@@ -421,8 +447,9 @@ def test_spanish_keywords_opt_a_mexican_number_out_and_back_in(db: psycopg.Conne
     assert status_of(db, profile, MEXICAN) == "opted_in"
     rows = audit_rows(db, profile)
     assert [(r["action"], r["source"], r["country"]) for r in rows] == [
-        ("opt_out", "keyword", "MX"), ("opt_in", "keyword", "MX"),
-    ]  # fmt: skip
+        ("opt_out", "keyword", "MX"),
+        ("opt_in", "keyword", "MX"),
+    ]
 
 
 def test_custom_op_is_audited_as_custom_and_changes_no_consent(db: psycopg.Connection) -> None:
@@ -463,8 +490,10 @@ def test_operator_confirms_a_review_and_the_number_is_opted_out(db: psycopg.Conn
     assert status_of(db, profile) == "opted_out"
     row = audit_rows(db, profile)[-1]
     assert (row["action"], row["source"], row["text"]) == (
-        "review_confirmed", "operator", "please stop texting me",
-    )  # fmt: skip
+        "review_confirmed",
+        "operator",
+        "please stop texting me",
+    )
     with pytest.raises(ReviewError, match="not held for review"):
         decide(db, profile, SUBSCRIBER, "dismiss")
 
@@ -555,12 +584,16 @@ def expected_with_review(specs: list[tuple[Any, ...]]) -> dict[Any, str]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     specs=st.lists(
-        st.tuples(st.sampled_from(INTENT_KEYS), st.sampled_from(["STOP", "START", "INTENT"]),
-                  st.integers(0, 4)),
-        min_size=1, max_size=10,
+        st.tuples(
+            st.sampled_from(INTENT_KEYS),
+            st.sampled_from(["STOP", "START", "INTENT"]),
+            st.integers(0, 4),
+        ),
+        min_size=1,
+        max_size=10,
     ),
     data=st.data(),
-)  # fmt: skip
+)
 def test_review_holds_end_in_the_same_state_in_any_order(
     sync_database: str, specs: list[tuple[Any, ...]], data: st.DataObject
 ) -> None:
@@ -569,8 +602,9 @@ def test_review_holds_end_in_the_same_state_in_any_order(
     payloads = []
     for index, ((profile, number), text, minute) in enumerate(specs):
         words = "please stop texting me" if text == "INTENT" else text
-        payload = event(words, profile=f"{profile}-{run}", number=number,
-                        at=base + timedelta(minutes=minute))  # fmt: skip
+        payload = event(
+            words, profile=f"{profile}-{run}", number=number, at=base + timedelta(minutes=minute)
+        )
         payload["data"]["id"] = f"evt-{index:04d}"
         payloads.append(payload)
     deliveries = data.draw(st.permutations([p for p in payloads for _ in range(2)]))

@@ -26,16 +26,23 @@ def test_no_tracked_file_refers_to_a_folder_beside_the_repository() -> None:
     files = tracked_files()
     assert "tests/conftest.py" in files
     offenders = [
-        name for name in files
+        name
+        for name in files
         if (ROOT / name).is_file() and OUTSIDE in (ROOT / name).read_text(errors="replace")
-    ]  # fmt: skip
+    ]
     assert offenders == []
 
 
 def test_telnyx_example_payloads_are_fixtures_inside_the_repository() -> None:
     assert EXAMPLES.is_relative_to(ROOT)
     assert sorted(path.stem for path in EXAMPLES.glob("*.json")) == [
-        "help", "message_finalized", "ordinary_message", "possible_opt_out",
-        "revoke_without_autoresponse", "start_long_code", "stop_long_code", "stop_toll_free",
+        "help",
+        "message_finalized",
+        "ordinary_message",
+        "possible_opt_out",
+        "revoke_without_autoresponse",
+        "start_long_code",
+        "stop_long_code",
+        "stop_toll_free",
         "unstop_toll_free",
-    ]  # fmt: skip
+    ]

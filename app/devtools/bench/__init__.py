@@ -22,9 +22,13 @@ from app.devtools.bench.http import bare_app, bench_lag, bench_receiver
 __all__ = ["BENCHMARKS", "SIZES", "Context", "Figure", "bare_app", "fill_audit_rows", "run"]
 
 BENCHMARKS: dict[str, Callable[[Context, str], list[Figure]]] = {
-    "receiver": bench_receiver, "worker": bench_worker, "lag": bench_lag,
-    "can-send": bench_can_send, "export": bench_export, "classify": bench_classify,
-}  # fmt: skip
+    "receiver": bench_receiver,
+    "worker": bench_worker,
+    "lag": bench_lag,
+    "can-send": bench_can_send,
+    "export": bench_export,
+    "classify": bench_classify,
+}
 
 
 def run(ctx: Context, names: list[str]) -> Iterator[Figure]:

@@ -109,9 +109,11 @@ TOLL_FREE = "+18885550123"
 # What follows a campaign, in twenty: keyword opt-outs in their usual spellings, opt-ins,
 # HELP, a phrase held for review, and chatter that is no keyword at all (each one unique).
 TRAFFIC = (
-    ["STOP"] * 5 + ["Stop", "stop", "STOP.", "Stop please", "UNSUBSCRIBE", "cancel", "quit"]
-    + ["START", "UNSTOP", "HELP", "please stop texting me"] + ["chatter"] * 4
-)  # fmt: skip
+    ["STOP"] * 5
+    + ["Stop", "stop", "STOP.", "Stop please", "UNSUBSCRIBE", "cancel", "quit"]
+    + ["START", "UNSTOP", "HELP", "please stop texting me"]
+    + ["chatter"] * 4
+)
 
 
 def traffic_text(index: int) -> str:
@@ -120,8 +122,9 @@ def traffic_text(index: int) -> str:
 
 
 def stop_payload(number: str) -> dict[str, Any]:
-    return message_received(text="STOP", from_number=number, to_number=LONG_CODE,
-                            profile_id="bench")  # fmt: skip
+    return message_received(
+        text="STOP", from_number=number, to_number=LONG_CODE, profile_id="bench"
+    )
 
 
 def signed_requests(key: SigningKey, count: int, area: int) -> list[bytes]:

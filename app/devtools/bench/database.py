@@ -36,8 +36,9 @@ def _drain_in_child(url: str, batch_size: int, ready: Any, finished: Any) -> Non
     with ConnectionPool(url, min_size=1, max_size=1, open=True) as pool:
         pool.wait()
         ready.wait()  # every process connected: the clock starts
-        result = apply_events.drain(pool, batch_size=batch_size, max_attempts=5,
-                            time_budget_seconds=3600)  # fmt: skip
+        result = apply_events.drain(
+            pool, batch_size=batch_size, max_attempts=5, time_budget_seconds=3600
+        )
     finished.put((result.processed, time.perf_counter()))
 
 
@@ -51,18 +52,23 @@ def bench_worker(ctx: Context, url: str) -> list[Figure]:
         with conn.cursor().copy(copy_sql) as copy:
             for index, number in enumerate(numbers):
                 payload = message_received(
-                    text=traffic_text(index), from_number=number, profile_id="bench",
-                    to_number=TOLL_FREE if index % 5 == 0 else LONG_CODE)  # fmt: skip
-                copy.write_row((payload["data"]["id"], "message.received", "pending",
-                                encode(payload)))  # fmt: skip
+                    text=traffic_text(index),
+                    from_number=number,
+                    profile_id="bench",
+                    to_number=TOLL_FREE if index % 5 == 0 else LONG_CODE,
+                )
+                copy.write_row(
+                    (payload["data"]["id"], "message.received", "pending", encode(payload))
+                )
         conn.commit()
         conn.execute("ANALYZE webhook_events")  # as autovacuum keeps a live inbox
         conn.commit()
     context = multiprocessing.get_context("fork")
     ready, finished = context.Barrier(ctx.processes + 1), context.Queue()
-    children = [context.Process(target=_drain_in_child,
-                                args=(url, ctx.batch_size, ready, finished))
-                for _ in range(ctx.processes)]  # fmt: skip
+    children = [
+        context.Process(target=_drain_in_child, args=(url, ctx.batch_size, ready, finished))
+        for _ in range(ctx.processes)
+    ]
     for child in children:
         child.start()
     ready.wait()
@@ -88,10 +94,17 @@ def bench_worker(ctx: Context, url: str) -> list[Figure]:
                 conn.commit()
 
         baseline = timed(raw_upserts)
-    return [Figure("worker", events / seconds, "events/s", "raw batched upserts",
-                   events / baseline, higher_is_better=True,
-                   detail=f"{events:,} events, {ctx.processes} processes,"
-                          f" batches of {ctx.batch_size}")]  # fmt: skip
+    return [
+        Figure(
+            "worker",
+            events / seconds,
+            "events/s",
+            "raw batched upserts",
+            events / baseline,
+            higher_is_better=True,
+            detail=f"{events:,} events, {ctx.processes} processes, batches of {ctx.batch_size}",
+        )
+    ]
 
 
 # --- classify ----------------------------------------------------------------------------------
@@ -99,11 +112,15 @@ def bench_worker(ctx: Context, url: str) -> list[Figure]:
 
 # Texts that never repeat, so no verdict comes from a cache: the intent tier reads each.
 UNIQUE_TEXTS = (
-    "Thanks! See you at {n}", "please stop texting me about order {n}",
-    "I want to cancel my order {n}", "Can I cancel my {n} appointment?",
-    "who is this? {n} stop", "leave me alone, I told you {n} times",
-    "Is the sale on until the {n}th?", "don't stop sending deals, code {n} was great",
-)  # fmt: skip
+    "Thanks! See you at {n}",
+    "please stop texting me about order {n}",
+    "I want to cancel my order {n}",
+    "Can I cancel my {n} appointment?",
+    "who is this? {n} stop",
+    "leave me alone, I told you {n} times",
+    "Is the sale on until the {n}th?",
+    "don't stop sending deals, code {n} was great",
+)
 
 
 def bench_classify(ctx: Context, url: str) -> list[Figure]:
@@ -132,9 +149,17 @@ def bench_classify(ctx: Context, url: str) -> list[Figure]:
                 orjson.dumps({"text": text, "normalized": normalize(text)})
 
         seconds, baseline = timed(ours), timed(framing)
-        figures.append(Figure(name, count / seconds, "texts/s", "normalising alone",
-                              count / baseline, higher_is_better=True,
-                              detail=f"{count:,} texts"))  # fmt: skip
+        figures.append(
+            Figure(
+                name,
+                count / seconds,
+                "texts/s",
+                "normalising alone",
+                count / baseline,
+                higher_is_better=True,
+                detail=f"{count:,} texts",
+            )
+        )
     return figures
 
 
@@ -152,17 +177,30 @@ def bench_can_send(ctx: Context, url: str) -> list[Figure]:
         )
         conn.commit()
         lookup.can_send(conn, "bench", LONG_CODE, numbers)  # warm the plan and cache
-        ours = min(timed(lambda: lookup.can_send(conn, "bench", LONG_CODE, numbers))
-                   for _ in range(5))  # fmt: skip
+        ours = min(
+            timed(lambda: lookup.can_send(conn, "bench", LONG_CODE, numbers)) for _ in range(5)
+        )
         raw = min(
-            timed(lambda: conn.execute(
-                "SELECT phone_number, status FROM subscribers"
-                " WHERE messaging_profile_id = 'bench' AND phone_number = ANY(%b)",
-                (numbers,)).fetchall())
+            timed(
+                lambda: conn.execute(
+                    "SELECT phone_number, status FROM subscribers"
+                    " WHERE messaging_profile_id = 'bench' AND phone_number = ANY(%b)",
+                    (numbers,),
+                ).fetchall()
+            )
             for _ in range(5)
-        )  # fmt: skip
-    return [Figure("can-send", ours * 1000, "ms", "raw SELECT", raw * 1000,
-                   higher_is_better=False, detail=f"{len(numbers):,} numbers")]  # fmt: skip
+        )
+    return [
+        Figure(
+            "can-send",
+            ours * 1000,
+            "ms",
+            "raw SELECT",
+            raw * 1000,
+            higher_is_better=False,
+            detail=f"{len(numbers):,} numbers",
+        )
+    ]
 
 
 # --- export ------------------------------------------------------------------------------------
@@ -196,9 +234,12 @@ print(next(line.split()[1] for line in status.splitlines() if line.startswith("V
 def _export_peak_rss_mib(url: str, *args: str) -> float:
     """Peak resident memory of `optout-sync export audit` run as its own process."""
     completed = subprocess.run(
-        [sys.executable, "-c", _EXPORT_AND_REPORT, *args], env={**os.environ, "DATABASE_URL": url},
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [sys.executable, "-c", _EXPORT_AND_REPORT, *args],
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(completed.stdout.split()[-1]) / 1024  # kB
 
 
@@ -222,7 +263,15 @@ def bench_export(ctx: Context, url: str) -> list[Figure]:
         raw_s = min(timed(raw) for _ in range(3))
     every = _export_peak_rss_mib(url)
     none = _export_peak_rss_mib(url, "--since", "2999-01-01T00:00:00Z")
-    return [Figure("export", rows / ours_s, "rows/s", "raw COPY", rows / raw_s,
-                   higher_is_better=True,
-                   detail=f"{rows:,} rows in {ours_s:.2f} s; peak memory {every:.0f} MiB,"
-                          f" {none:.0f} MiB exporting nothing")]  # fmt: skip
+    return [
+        Figure(
+            "export",
+            rows / ours_s,
+            "rows/s",
+            "raw COPY",
+            rows / raw_s,
+            higher_is_better=True,
+            detail=f"{rows:,} rows in {ours_s:.2f} s; peak memory {every:.0f} MiB,"
+            f" {none:.0f} MiB exporting nothing",
+        )
+    ]

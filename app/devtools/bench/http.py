@@ -108,12 +108,17 @@ class _Servers:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         env.update(
-            DATABASE_URL=url, REDIS_URL=broker_url, CELERY_BROKER_URL=broker_url,
-            CELERY_QUEUE=queue, TELNYX_PUBLIC_KEY=public_key_b64(key),
-            API_TOKENS=f"bench-{uuid.uuid4().hex}", HOST="127.0.0.1", PORT=str(port),
-            LOG_LEVEL="WARNING", PATH=os.pathsep.join((str(Path(sys.executable).parent),
-                                                       env.get("PATH", ""))),
-        )  # fmt: skip
+            DATABASE_URL=url,
+            REDIS_URL=broker_url,
+            CELERY_BROKER_URL=broker_url,
+            CELERY_QUEUE=queue,
+            TELNYX_PUBLIC_KEY=public_key_b64(key),
+            API_TOKENS=f"bench-{uuid.uuid4().hex}",
+            HOST="127.0.0.1",
+            PORT=str(port),
+            LOG_LEVEL="WARNING",
+            PATH=os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", ""))),
+        )
         return cls(key, queue, port, env)
 
 
@@ -135,9 +140,16 @@ class _Served:
     paced: loadgen.LoadResult | None = None  # open loop at a fixed rate
 
 
-def _serve_and_load(command: str, env: dict[str, str], port: int, requests: list[bytes],
-                    size: Size, use_wrk: bool, peak: bool = True,
-                    pace: Callable[[float], float] | None = None) -> _Served:  # fmt: skip
+def _serve_and_load(
+    command: str,
+    env: dict[str, str],
+    port: int,
+    requests: list[bytes],
+    size: Size,
+    use_wrk: bool,
+    peak: bool = True,
+    pace: Callable[[float], float] | None = None,
+) -> _Served:
     """Serve ``command`` and load it: its peak (wrk when installed); then, if ``pace`` is
     given, the rate it returns for the built-in generator's own peak, from that generator
     (wrk cannot pace, and costs far less per request). Each request is sent at most once."""
@@ -159,8 +171,7 @@ def _serve_and_load(command: str, env: dict[str, str], port: int, requests: list
                 served = _Served(result.rate, result.answered, failed)
             rest = rest[sum(result.statuses.values()) + clients :]
             if pace:
-                paced = loadgen.open_loop("127.0.0.1", port, iter(rest), pace(result.rate),
-                                          seconds)  # fmt: skip
+                paced = loadgen.open_loop("127.0.0.1", port, iter(rest), pace(result.rate), seconds)
                 served = replace(served, paced=paced, peak_failed=served.peak_failed + failed)
     return served
 
@@ -181,9 +192,15 @@ def bench_receiver(ctx: Context, url: str) -> list[Figure]:
     bare_requests = signed_requests(key, _requests_for(size, 4000.0), area=415)
     try:
         bare = _serve_and_load(bare_web, env, port, bare_requests, size, use_wrk)
-        real = _serve_and_load(real_web, env, port,
-                               signed_requests(key, _requests_for(size, bare.peak_rate), 312),
-                               size, use_wrk, pace=lambda peak: 0.8 * peak)  # fmt: skip
+        real = _serve_and_load(
+            real_web,
+            env,
+            port,
+            signed_requests(key, _requests_for(size, bare.peak_rate), 312),
+            size,
+            use_wrk,
+            pace=lambda peak: 0.8 * peak,
+        )
     finally:
         _forget_queue(env["REDIS_URL"], servers.queue)
     assert real.paced is not None
@@ -201,17 +218,29 @@ def bench_receiver(ctx: Context, url: str) -> list[Figure]:
     failed = real.peak_failed + sum(n for status, n in real.paced.statuses.items() if status != 200)
     generator = "wrk" if use_wrk else "built-in generator"
     return [
-        Figure("receiver", real.peak_rate, "req/s", "bare Flask", bare.peak_rate,
-               higher_is_better=True,
-               detail=f"{real.peak_answered:,} signed events recorded"
-                      f"{f', {failed} not 200' if failed else ''}; {generator}"),
-        Figure("receiver-p99", real.paced.percentile(0.99) * 1000, "ms", "bare Flask p99",
-               bare_paced.percentile(0.99) * 1000, higher_is_better=False,
-               detail=f"both at {real.paced.rate:,.0f} req/s, 80% of the real app's peak"
-                      f" with this generator;"
-                      f" p50 {_ms(real.paced.percentile(0.5))}"
-                      f" vs {_ms(bare_paced.percentile(0.5))}; built-in generator"),
-    ]  # fmt: skip
+        Figure(
+            "receiver",
+            real.peak_rate,
+            "req/s",
+            "bare Flask",
+            bare.peak_rate,
+            higher_is_better=True,
+            detail=f"{real.peak_answered:,} signed events recorded"
+            f"{f', {failed} not 200' if failed else ''}; {generator}",
+        ),
+        Figure(
+            "receiver-p99",
+            real.paced.percentile(0.99) * 1000,
+            "ms",
+            "bare Flask p99",
+            bare_paced.percentile(0.99) * 1000,
+            higher_is_better=False,
+            detail=f"both at {real.paced.rate:,.0f} req/s, 80% of the real app's peak"
+            f" with this generator;"
+            f" p50 {_ms(real.paced.percentile(0.5))}"
+            f" vs {_ms(bare_paced.percentile(0.5))}; built-in generator",
+        ),
+    ]
 
 
 def _requests_for(size: Size, rate: float) -> int:
@@ -241,22 +270,31 @@ def bench_lag(ctx: Context, url: str) -> list[Figure]:
 
     servers = _Servers.for_run(url, ctx.broker_url, "lag")
     size = ctx.size
-    bodies = [encode(stop_payload(number))
-              for number in phone_numbers(int(size.lag_rate * size.lag_seconds) + 1)]  # fmt: skip
+    bodies = [
+        encode(stop_payload(number))
+        for number in phone_numbers(int(size.lag_rate * size.lag_seconds) + 1)
+    ]
     enqueuer = Enqueuer(Settings.from_env(servers.env))
     accepting: list[float] = []
 
     def accept(conn: psycopg.Connection, body: bytes) -> None:
         began = time.perf_counter()
-        inbox.record_event(conn, event_id=orjson.loads(body)["data"]["id"],
-                           event_type=MESSAGE_RECEIVED, status="pending", raw_body=body,
-                           signed_at=None)  # fmt: skip
+        inbox.record_event(
+            conn,
+            event_id=orjson.loads(body)["data"]["id"],
+            event_type=MESSAGE_RECEIVED,
+            status="pending",
+            raw_body=body,
+            signed_at=None,
+        )
         enqueuer.request_apply()
         accepting.append(time.perf_counter() - began)
 
     try:
-        with _serving([_procfile()["worker"]], servers.env), \
-                psycopg.connect(url, autocommit=True) as conn:  # fmt: skip
+        with (
+            _serving([_procfile()["worker"]], servers.env),
+            psycopg.connect(url, autocommit=True) as conn,
+        ):
             accept(conn, bodies[0])  # the worker is up once this one is applied
             _wait_until(lambda: _pending(conn) == 0, 60, "the worker to start")
             accepting.clear()
@@ -279,7 +317,18 @@ def bench_lag(ctx: Context, url: str) -> list[Figure]:
     assert row is not None
     applied, p50, p99 = row[0], float(row[1] or 0), float(row[2] or 0)
     accepted = loadgen.LoadResult(latencies=accepting)
-    detail = (f"{applied:,} of {len(accepting):,} applied, accepted at {rate:,.0f}/s;"
-              f" p50 {_ms(p50)} vs accept {_ms(accepted.percentile(0.5))}")  # fmt: skip
-    return [Figure("lag-p99", p99 * 1000, "ms", "accept p99", accepted.percentile(0.99) * 1000,
-                   higher_is_better=False, detail=detail)]  # fmt: skip
+    detail = (
+        f"{applied:,} of {len(accepting):,} applied, accepted at {rate:,.0f}/s;"
+        f" p50 {_ms(p50)} vs accept {_ms(accepted.percentile(0.5))}"
+    )
+    return [
+        Figure(
+            "lag-p99",
+            p99 * 1000,
+            "ms",
+            "accept p99",
+            accepted.percentile(0.99) * 1000,
+            higher_is_better=False,
+            detail=detail,
+        )
+    ]

@@ -331,16 +331,45 @@ def test_classify_never_crashes_and_intent_only_ever_means_possible_opt_out(text
 # Opt-outs of every family: default stop keywords, per-se words with a subject, verbs with
 # the messaging as object, wishes, and fixed phrases.
 OPT_OUTS = [word for op, word in ALL_KEYWORDS if op == "stop"] + [
-    "I opt out", "I revoke consent", "stop texting me", "unsubscribe me", "opt me out",
-    "remove me from this list", "take me off your list", "stop sending me these messages",
-    "cancel my subscription", "quit sending me these", "I want to opt out", "leave me alone",
-    "lose my number", "no more texts", "do not contact me", "wrong number", "stop it",
-]  # fmt: skip
+    "I opt out",
+    "I revoke consent",
+    "stop texting me",
+    "unsubscribe me",
+    "opt me out",
+    "remove me from this list",
+    "take me off your list",
+    "stop sending me these messages",
+    "cancel my subscription",
+    "quit sending me these",
+    "I want to opt out",
+    "leave me alone",
+    "lose my number",
+    "no more texts",
+    "do not contact me",
+    "wrong number",
+    "stop it",
+]
 AROUND = st.lists(
-    st.sampled_from(["please", "now", "!!", "pls", "right now", ".", "!", "?", ",", "thanks",
-                     "🙏", "...", "lol", "asap"]),
+    st.sampled_from(
+        [
+            "please",
+            "now",
+            "!!",
+            "pls",
+            "right now",
+            ".",
+            "!",
+            "?",
+            ",",
+            "thanks",
+            "🙏",
+            "...",
+            "lol",
+            "asap",
+        ]
+    ),
     max_size=3,
-)  # fmt: skip
+)
 
 
 @given(opt_out=st.sampled_from(OPT_OUTS), before=AROUND, after=AROUND)
@@ -353,11 +382,22 @@ def test_please_now_and_punctuation_around_an_opt_out_never_make_it_ordinary(
 
 # What people ask not to happen: an intent phrase, negated.
 INTENT_PHRASES = [
-    "stop", "opt out", "unsubscribe", "stop texting me", "unsubscribe me", "opt me out",
-    "remove me from this list", "take me off your list", "stop sending me these messages",
-    "cancel my subscription", "quit sending me these", "end these texts", "leave me alone",
-    "lose my number", "revoke my consent",
-]  # fmt: skip
+    "stop",
+    "opt out",
+    "unsubscribe",
+    "stop texting me",
+    "unsubscribe me",
+    "opt me out",
+    "remove me from this list",
+    "take me off your list",
+    "stop sending me these messages",
+    "cancel my subscription",
+    "quit sending me these",
+    "end these texts",
+    "leave me alone",
+    "lose my number",
+    "revoke my consent",
+]
 
 
 @given(
