@@ -27,7 +27,8 @@ from nacl.signing import SigningKey
 from app.config import Settings
 from app.devtools.simulate import encode, sign
 from app.devtools.supervisor import Supervisor
-from app.store import migrations
+from app.services import apply_events
+from app.store import inbox, migrations
 from app.store.db import close_pools
 from app.web import create_app
 
@@ -185,6 +186,29 @@ def post_webhook(
     sent = sign(body, key, timestamp)
     sent.update(headers or {})
     return client.post("/webhooks/messaging", data=body, headers=sent)
+
+
+def record_pending(
+    conn: psycopg.Connection, payload: dict[str, Any], event_id: str | None = None
+) -> None:
+    """A message.received kept in the inbox as the receiver keeps it: pending."""
+    inbox.record_event(
+        conn,
+        event_id=event_id or payload["data"]["id"],
+        event_type="message.received",
+        status="pending",
+        raw_body=encode(payload),
+        signed_at=None,
+    )
+
+
+def apply_received(url: str, payloads: list[dict[str, Any]]) -> None:
+    """Payloads received, then applied in-process by the worker's own code, committed."""
+    with psycopg.connect(url) as conn:
+        for payload in payloads:
+            record_pending(conn, payload)
+        apply_events.apply_claimed(conn, inbox.claim_pending(conn, len(payloads)), max_attempts=3)
+        conn.commit()
 
 
 def new_profile() -> str:

@@ -6,16 +6,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-import psycopg
 import pytest
 from flask.testing import FlaskClient
 
 from app.config import Settings
-from app.devtools.simulate import encode, message_received
-from app.services import apply_events
-from app.store import inbox
+from app.devtools.simulate import message_received
 from app.web import create_app
-from tests.conftest import API_TOKEN, example, fresh_ids
+from tests.conftest import API_TOKEN, apply_received, example, fresh_ids
 
 PROFILE = "api-profile"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -43,18 +40,7 @@ def api_client(make_database: Callable[[], str], settings: Settings) -> FlaskCli
             autoresponse_type="HELP",
         ),
     ]
-    with psycopg.connect(url) as conn:
-        for payload in payloads:
-            inbox.record_event(
-                conn,
-                event_id=payload["data"]["id"],
-                event_type="message.received",
-                status="pending",
-                raw_body=encode(payload),
-                signed_at=None,
-            )
-        apply_events.apply_claimed(conn, inbox.claim_pending(conn, 10), max_attempts=3)
-        conn.commit()
+    apply_received(url, payloads)
     return create_app(replace(settings, database_url=url), {"TESTING": True}).test_client()
 
 

@@ -12,9 +12,8 @@ import psycopg
 from click.testing import CliRunner
 
 from app.cli import main
-from app.devtools.simulate import encode, message_received
-from app.services import apply_events
-from app.store import inbox
+from app.devtools.simulate import message_received
+from tests.conftest import apply_received
 from tests.keyword_configs import KEYWORDS
 
 US_NUMBER, MX_NUMBER = "+13125550147", "+525512345678"
@@ -83,21 +82,15 @@ def test_classify_wants_a_text_or_a_file() -> None:
 
 def _applied(url: str, texts: list[tuple[str, str]]) -> None:
     """Texts received and applied by the worker's rules of today (review policy)."""
-    with psycopg.connect(url) as conn:
-        for text, number in texts:
-            payload = message_received(
+    apply_received(
+        url,
+        [
+            message_received(
                 text=text, from_number=number, to_number="+17735550188", profile_id="what-if"
             )
-            inbox.record_event(
-                conn,
-                event_id=payload["data"]["id"],
-                raw_body=encode(payload),
-                event_type="message.received",
-                status="pending",
-                signed_at=None,
-            )
-        apply_events.apply_claimed(conn, inbox.claim_pending(conn, 100), max_attempts=3)
-        conn.commit()
+            for text, number in texts
+        ],
+    )
 
 
 def _state(url: str) -> tuple[object, ...]:

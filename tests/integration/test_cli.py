@@ -13,8 +13,9 @@ from click.testing import CliRunner
 from app.cli import main
 from app.cli.dev import dev_api_token, new_api_token
 from app.consent.keyword_configs import KeywordEngine
-from app.devtools.simulate import encode, message_received
+from app.devtools.simulate import message_received
 from app.store import inbox, migrations
+from tests.conftest import record_pending
 
 
 def test_db_upgrade_is_idempotent_and_safe_to_run_concurrently(
@@ -83,14 +84,7 @@ def test_events_list_and_replay_failed(make_database: Callable[[], str]) -> None
     )
     event_id = payload["data"]["id"]
     with psycopg.connect(url) as conn:
-        inbox.record_event(
-            conn,
-            event_id=event_id,
-            event_type="message.received",
-            status="pending",
-            raw_body=encode(payload),
-            signed_at=None,
-        )
+        record_pending(conn, payload, event_id=event_id)
         (pk,) = conn.execute("SELECT pk FROM webhook_events").fetchone()  # type: ignore[misc]
         inbox.record_failure(conn, pk, "database exploded", max_attempts=1)
         conn.commit()

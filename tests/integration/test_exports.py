@@ -20,11 +20,11 @@ from flask.testing import FlaskClient
 from app.cli import main
 from app.config import Settings
 from app.devtools.bench import fill_audit_rows
-from app.devtools.simulate import encode, message_received
+from app.devtools.simulate import message_received
 from app.services import apply_events
 from app.store import inbox
 from app.web import create_app
-from tests.conftest import API_TOKEN, ROOT
+from tests.conftest import API_TOKEN, ROOT, record_pending
 
 SPEC_FIELDS = [
     "seq",
@@ -82,14 +82,7 @@ def export_db(make_database: Callable[[], str]) -> str:
                 autoresponse_type=auto,
                 occurred_at=T0 + timedelta(minutes=minute),
             )
-            inbox.record_event(
-                conn,
-                event_id=payload["data"]["id"],
-                event_type="message.received",
-                status="pending",
-                raw_body=encode(payload),
-                signed_at=None,
-            )
+            record_pending(conn, payload)
             conn.commit()
         # One event per transaction, so each has its own recorded_at to filter on.
         while claimed := inbox.claim_pending(conn, 1):

@@ -15,11 +15,11 @@ from psycopg_pool import ConnectionPool
 
 from app.cli import main
 from app.config import Settings
-from app.devtools.simulate import encode, message_received
+from app.devtools.simulate import message_received
 from app.logs import JsonFormatter, mask_numbers
 from app.services import apply_events
-from app.store import inbox
 from app.web import create_app
+from tests.conftest import record_pending
 
 POISONED = "+13125550666"
 
@@ -44,14 +44,7 @@ def test_poison_event_fails_is_visible_and_replays_after_a_fix(
             payload = message_received(
                 text="STOP", from_number=number, to_number="+17735550188", profile_id="poison"
             )
-            inbox.record_event(
-                conn,
-                event_id=f"evt-{number}",
-                event_type="message.received",
-                status="pending",
-                raw_body=encode(payload),
-                signed_at=None,
-            )
+            record_pending(conn, payload, event_id=f"evt-{number}")
         conn.commit()
     with ConnectionPool(url, min_size=1, max_size=1, open=True) as pool:
         for _ in range(3):  # MAX_ATTEMPTS=3; make the backoff due at once

@@ -10,9 +10,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from app.cli import main
-from app.devtools.simulate import encode, message_received
-from app.services import apply_events
-from app.store import inbox
+from app.devtools.simulate import message_received
+from tests.conftest import apply_received
 from tests.fake_telnyx import API_KEY, FakeTelnyx, RunningFake
 
 PROFILE = "reconcile-profile"
@@ -85,17 +84,7 @@ def test_rerun_is_idempotent_and_known_optouts_are_not_recorded_again(
         to_number="+17735550188",
         profile_id=PROFILE,
     )
-    with psycopg.connect(db) as conn:
-        inbox.record_event(
-            conn,
-            event_id=payload["data"]["id"],
-            event_type="message.received",
-            status="pending",
-            raw_body=encode(payload),
-            signed_at=None,
-        )
-        apply_events.apply_claimed(conn, inbox.claim_pending(conn, 10), max_attempts=3)
-        conn.commit()
+    apply_received(db, [payload])
     telnyx.fake.optouts = [optout("+13125550001", 0), optout("+13125550002", 1)]
     first = run(telnyx, db)
     assert "1 recorded, 1 already opted out here, 0 already reconciled" in first.output
@@ -140,17 +129,7 @@ def test_a_late_optout_older_than_a_local_start_is_audited_as_superseded(
         profile_id=PROFILE,
         occurred_at=T0 + timedelta(hours=1),
     )
-    with psycopg.connect(db) as conn:
-        inbox.record_event(
-            conn,
-            event_id=start["data"]["id"],
-            event_type="message.received",
-            status="pending",
-            raw_body=encode(start),
-            signed_at=None,
-        )
-        apply_events.apply_claimed(conn, inbox.claim_pending(conn, 10), max_attempts=3)
-        conn.commit()
+    apply_received(db, [start])
     telnyx.fake.optouts = [optout("+13125550008", 0)]
     run(telnyx, db)
     assert statuses(db) == {"+13125550008": "opted_in"}
