@@ -7,6 +7,7 @@ import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,53 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+class Role(StrEnum):
+    """What a bearer token may do (spec §13): each role can do what the ones before it can."""
+
+    READ = "read"  # can-send, subscribers, history, changes
+    WRITE = "write"  # and consent intake, send errors
+    ADMIN = "admin"  # and exports, endpoints, evidence, the console
+
+
+# What a token may do, by role. A token without a role keeps the first version's access.
+_GRANTS: dict[Role | None, frozenset[Role]] = {
+    Role.READ: frozenset({Role.READ}),
+    Role.WRITE: frozenset({Role.READ, Role.WRITE}),
+    Role.ADMIN: frozenset(Role),
+    None: frozenset({Role.READ}),
+}
+# Calls that a token without a role may make although they need a role it does not have.
+LEGACY_CALLS = frozenset({"exports"})
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    secret: str = field(repr=False)
+    role: Role | None  # None: an entry of API_TOKENS without a role prefix
+
+    def may(self, role: Role, call: str = "") -> bool:
+        """Whether this token may make a call that needs ``role``."""
+        return role in _GRANTS[self.role] or (self.role is None and call in LEGACY_CALLS)
+
+
+def parse_api_tokens(value: str) -> list[ApiToken]:
+    """API_TOKENS: comma-separated, each ``role:secret`` or a bare secret."""
+    tokens = []
+    for entry in (part.strip() for part in value.split(",")):
+        prefix, colon, rest = entry.partition(":")
+        if colon and prefix in Role.__members__.values() and rest.strip():
+            tokens.append(ApiToken(rest.strip(), Role(prefix)))
+        elif entry:
+            tokens.append(ApiToken(entry, None))
+    return tokens
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None
     broker_url: str | None
     public_keys: list[VerifyKey] = field(repr=False)
-    api_tokens: list[str] = field(repr=False)
+    api_tokens: list[ApiToken] = field(repr=False)
     webhook_tolerance_seconds: int = 300
     port: int = 8000
     data_dir: Path = Path(".data")
@@ -89,7 +131,7 @@ class Settings:
             )
             or None,
             public_keys=parse_public_keys(env.get("TELNYX_PUBLIC_KEY", "")),
-            api_tokens=[t.strip() for t in env.get("API_TOKENS", "").split(",") if t.strip()],
+            api_tokens=parse_api_tokens(env.get("API_TOKENS", "")),
             webhook_tolerance_seconds=_int(env, "WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1),
             port=_int(env, "PORT", 8000, minimum=1),
             data_dir=Path(env.get("DATA_DIR", "").strip() or ".data"),

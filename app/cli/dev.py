@@ -77,8 +77,9 @@ def dev(port: int | None) -> None:
     key_path = data_dir / "dev-signing-key"
     if not settings.public_keys:
         env["TELNYX_PUBLIC_KEY"] = public_key_b64(dev_signing_key(data_dir))
-    token = settings.api_tokens[0] if settings.api_tokens else dev_api_token(data_dir)
-    env.setdefault("API_TOKENS", token)
+    # Your own API_TOKENS, or a dev token with the admin role: it can make every call.
+    token = settings.api_tokens[0].secret if settings.api_tokens else dev_api_token(data_dir)
+    env.setdefault("API_TOKENS", f"admin:{token}")
 
     with connect(env["DATABASE_URL"], autocommit=True) as conn:
         migrations.upgrade(conn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -14,6 +15,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    g,
     jsonify,
     make_response,
     request,
@@ -21,7 +23,7 @@ from flask import (
 )
 from psycopg_pool import PoolTimeout
 
-from app.config import WebSettings
+from app.config import ApiToken, Role, WebSettings
 from app.consent.phones import InvalidPhoneNumber, to_e164, to_our_number
 from app.services import exports, lookup
 from app.store.db import API, get_pool
@@ -50,10 +52,29 @@ def require_bearer_token() -> Response | None:
         return _error(401, "missing bearer token: send Authorization: Bearer <token>")
     presented = token.strip().encode()
     # Compare against every token, always, in constant time.
-    matches = [hmac.compare_digest(presented, known.encode()) for known in settings.api_tokens]
-    if not any(matches):
+    known = [t for t in settings.api_tokens if hmac.compare_digest(presented, t.secret.encode())]
+    if not known:
         return _error(401, "invalid bearer token")
+    g.api_token = known[0]
     return None
+
+
+def requires(
+    role: Role, call: str = ""
+) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """The role a call needs; a token without it gets 403 naming it (spec §13)."""
+
+    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+        @functools.wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Response:
+            token: ApiToken = g.api_token
+            if not token.may(role, call):
+                return _error(403, f"this call needs a token with the {role} role")
+            return view(*args, **kwargs)
+
+        return checked
+
+    return decorate
 
 
 @bp.errorhandler(BadRequest)
@@ -99,6 +120,7 @@ def _subscriber_key(number: str) -> tuple[str, str]:
 
 
 @bp.get("/subscribers/<path:number>")
+@requires(Role.READ)
 def get_subscriber(number: str) -> Response:
     profile, phone = _subscriber_key(number)
     with _connection() as conn:
@@ -112,6 +134,7 @@ def get_subscriber(number: str) -> Response:
 
 
 @bp.get("/subscribers/<path:number>/history")
+@requires(Role.READ)
 def get_history(number: str) -> Response:
     profile, phone = _subscriber_key(number)
     with _connection() as conn:
@@ -120,6 +143,7 @@ def get_history(number: str) -> Response:
 
 
 @bp.get("/can-send")
+@requires(Role.READ)
 def can_send_one() -> Response:
     profile = _profile(request.args.get("messaging_profile_id"))
     sender = _number(request.args.get("from"), "from", to_our_number)
@@ -130,6 +154,7 @@ def can_send_one() -> Response:
 
 
 @bp.post("/can-send")
+@requires(Role.READ)
 def can_send_many() -> Response:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
@@ -161,6 +186,7 @@ def _time_arg(name: str) -> datetime | None:
 
 
 @bp.get("/exports/audit")
+@requires(Role.ADMIN, call="exports")
 def export_audit() -> Response:
     """The audit export of spec §6, streamed from PostgreSQL as it is produced."""
     try:

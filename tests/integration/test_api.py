@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from app.config import Settings
+from app.config import Settings, parse_api_tokens
 from app.devtools.simulate import message_received
 from app.web import create_app
 from tests.conftest import API_TOKEN, apply_received, example, fresh_ids
@@ -166,3 +166,38 @@ def test_can_send_batch_needs_a_json_object(api_client: FlaskClient) -> None:
         "/v1/can-send", headers=AUTH, data="[]", content_type="application/json"
     )
     assert response.status_code == 400
+
+
+ROLE_TOKENS = "read:reader-token,write:writer-token,admin:admin-token,plain-token"
+
+
+@pytest.fixture(scope="module")
+def role_client(database_url: str, settings: Settings) -> FlaskClient:
+    tokens = parse_api_tokens(ROLE_TOKENS)
+    return create_app(
+        replace(settings, database_url=database_url, api_tokens=tokens), {"TESTING": True}
+    ).test_client()
+
+
+@pytest.mark.parametrize(
+    ("token", "can_send", "export"),
+    [
+        ("reader-token", 200, 403),
+        ("writer-token", 200, 403),
+        ("admin-token", 200, 200),
+        ("plain-token", 200, 200),  # no role: the first version's access, reads and exports
+        ("read:reader-token", 401, 401),  # the role prefix is not part of the secret
+    ],
+)
+def test_each_role_makes_the_calls_it_may_and_gets_403_naming_the_role_for_others(
+    role_client: FlaskClient, token: str, can_send: int, export: int
+) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+    query = {"messaging_profile_id": PROFILE, "from": "+17735550188", "to": "+13125550147"}
+    assert role_client.get("/v1/can-send", headers=auth, query_string=query).status_code == (
+        can_send
+    )
+    answer = role_client.get("/v1/exports/audit", headers=auth)
+    assert answer.status_code == export
+    if export == 403:
+        assert answer.get_json() == {"error": "this call needs a token with the admin role"}
