@@ -13,6 +13,8 @@ from typing import Any
 
 from nacl.signing import VerifyKey
 
+from app.consent.scopes import Scopes, ScopesError
+
 POSSIBLE_OPT_OUT_POLICIES = ("review", "opt_out", "ignore")
 
 
@@ -112,6 +114,7 @@ class Settings:
     celery_queue: str = "optout-sync"
     webhook_retention_days: int = 90
     reconcile_interval_seconds: int = 0  # 0: beat does not reconcile
+    consent_scopes: str = ""  # CONSENT_SCOPES as given: inline JSON or a file's path
     dev_mode: bool = False
 
     @classmethod
@@ -147,6 +150,7 @@ class Settings:
             reconcile_interval_seconds=_int(env, "RECONCILE_INTERVAL", 0, minimum=0),
             webhook_retention_days=_int(env, "WEBHOOK_RETENTION_DAYS", 90, minimum=1),
             celery_queue=env.get("CELERY_QUEUE", "").strip() or "optout-sync",
+            consent_scopes=env.get("CONSENT_SCOPES", "").strip(),
             dev_mode=env.get("OPTOUT_SYNC_DEV", "").strip() in ("1", "true", "yes"),
         )
 
@@ -166,6 +170,10 @@ class Settings:
                 f"refusing to start: {' and '.join(missing)} not set "
                 "(run `optout-sync dev` for a local setup that makes its own)"
             )
+        try:
+            Scopes.parse(self.consent_scopes)
+        except ScopesError as exc:
+            raise ConfigError(f"refusing to start: CONSENT_SCOPES {exc}") from None
         return WebSettings(**self._values())
 
     def require_worker(self) -> WorkerSettings:

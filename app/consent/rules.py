@@ -43,8 +43,20 @@ class SubscriberState:
     last: OrderKey | None  # order of the event that set consent
     review_state: str | None = None  # ReviewState
     review_last: OrderKey | None = None  # order of the last possible opt-out
+    # The latest opt-out and opt-in by occurred_at, whatever came after them: what consent
+    # scopes compare across profiles (spec §9).
+    last_opt_out_at: datetime | None = None
+    last_opt_in_at: datetime | None = None
     changed: bool = False
     new: bool = False  # no row yet: the store inserts it
+
+    def record(self, consent: Status, at: datetime) -> None:
+        """Note an opt-out or an opt-in at ``at``, superseded or not."""
+        if consent == Status.OPTED_OUT:
+            self.last_opt_out_at = max(filter(None, (self.last_opt_out_at, at)))
+        elif consent == Status.OPTED_IN:
+            self.last_opt_in_at = max(filter(None, (self.last_opt_in_at, at)))
+        self.changed = True
 
     @property
     def status(self) -> Status:
@@ -149,6 +161,7 @@ def apply_to_subscriber(event: ConsentEvent, state: SubscriberState, policy: str
     previous = state.status
     superseded = False
     if op in CONSENT_FOR_OP:
+        state.record(CONSENT_FOR_OP[op], event.message.occurred_at)
         if is_newer(event.order, state.last):
             state.consent, state.last, state.changed = CONSENT_FOR_OP[op], event.order, True
         else:

@@ -3,6 +3,7 @@ for many numbers at once (two set-based queries)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,13 +11,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from app.consent.values import Status
+from app.consent.scopes import CARRIER_BLOCK, Block, ProfileConsent, Scopes, blocks
 from app.services.exports import AUDIT_COLUMNS
 from app.store import carrier_blocks, subscribers
-
-# Reason codes of can-send (spec §7).
-OPTED_OUT, PENDING_REVIEW, CARRIER_BLOCK = "opted_out", "pending_review", "carrier_block"
-_REASON_FOR_STATUS = {Status.OPTED_OUT: OPTED_OUT, Status.REVIEW: PENDING_REVIEW}
 
 
 def get_subscriber(conn: psycopg.Connection, profile: str, number: str) -> dict[str, Any] | None:
@@ -43,21 +40,42 @@ def history(conn: psycopg.Connection, profile: str, number: str) -> list[dict[st
 class CanSend:
     to: str
     allowed: bool
-    reasons: list[str]
+    reasons: list[str]  # the codes of blocked_by, each once
+    blocked_by: list[Block]
 
 
 def can_send(
-    conn: psycopg.Connection, profile: str, sender: str, recipients: Sequence[str]
+    conn: psycopg.Connection,
+    profile: str,
+    sender: str,
+    recipients: Sequence[str],
+    scopes: Scopes | None = None,
 ) -> list[CanSend]:
-    """Answer for many recipients, in the order asked."""
-    statuses = subscribers.not_sendable(conn, profile, recipients)
-    blocked = carrier_blocks.blocked_from(conn, sender, recipients)
+    """Answer for many recipients, in the order asked: consent on the profiles that reach
+    ``profile`` under the consent scopes, and the carrier's blocks from ``sender``."""
+    scopes = scopes or Scopes()
+    facts: dict[str, list[ProfileConsent]] = defaultdict(list)
+    for number, fact in subscribers.consent_across(conn, scopes.reach(profile), recipients):
+        facts[number].append(fact)
+    carrier = carrier_blocks.blocked_from(conn, sender, recipients)
     answers = []
     for number in recipients:
-        reasons = []
-        if number in statuses:
-            reasons.append(_REASON_FOR_STATUS[Status(statuses[number])])
-        if number in blocked:
-            reasons.append(CARRIER_BLOCK)
-        answers.append(CanSend(to=number, allowed=not reasons, reasons=reasons))
+        found = blocks(profile, facts.get(number, ()), scopes)
+        if number in carrier:
+            since, through = carrier[number]
+            found.append(Block(CARRIER_BLOCK, through, since, None))
+        reasons = list(dict.fromkeys(block.reason for block in found))
+        answers.append(CanSend(number, not found, reasons, found))
     return answers
+
+
+def subscriber_everywhere(conn: psycopg.Connection, number: str) -> dict[str, Any] | None:
+    """A number's state on every profile, and its carrier blocks; None if never seen."""
+    profiles = subscribers.everywhere(conn, number)
+    if not profiles:
+        return None
+    return {
+        "phone_number": number,
+        "profiles": profiles,
+        "carrier_blocks": carrier_blocks.of_subscriber(conn, number),
+    }

@@ -57,6 +57,7 @@ def decide(conn: psycopg.Connection, profile: str, phone: str, decision: str) ->
     if decision == "confirm":
         # The operator's decision is a consent event of its own, as of now.
         state.consent, state.last = Status.OPTED_OUT, (now, f"operator:{uuid.uuid4()}")
+        state.record(Status.OPTED_OUT, now)
         state.review_state = ReviewState.CONFIRMED
     else:
         state.review_state = ReviewState.DISMISSED

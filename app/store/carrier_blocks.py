@@ -4,6 +4,7 @@ independent of messaging profiles. Rows are locked in key order, as subscribers 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -91,11 +92,14 @@ def of_subscriber(conn: psycopg.Connection, number: str) -> list[dict[str, Any]]
         ).fetchall()
 
 
-def blocked_from(conn: psycopg.Connection, sender: str, numbers: Sequence[str]) -> set[str]:
-    """Which of ``numbers`` the carrier blocks from texting by ``sender``."""
+def blocked_from(
+    conn: psycopg.Connection, sender: str, numbers: Sequence[str]
+) -> dict[str, tuple[datetime, str | None]]:
+    """Which of ``numbers`` the carrier blocks from texting by ``sender``: since when, and the
+    profile the block came through."""
     rows = conn.execute(
-        "SELECT phone_number FROM carrier_blocks"
+        "SELECT phone_number, since, messaging_profile_id FROM carrier_blocks"
         " WHERE toll_free_number = %s AND phone_number = ANY(%b) AND blocked",
         (sender, list(numbers)),
     )
-    return {row[0] for row in rows}
+    return {number: (since, profile) for number, since, profile in rows}

@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from app.consent.rules import SubscriberState
-from app.consent.values import Status
+from app.consent.scopes import ProfileConsent
 from app.store.db import key_taken_on_conflict
 
 
@@ -24,7 +24,8 @@ def lock(
         return {}
     rows = conn.execute(
         "SELECT s.messaging_profile_id, s.phone_number, s.consent_status, s.last_occurred_at,"
-        "  s.last_event_id, s.review_state, s.review_occurred_at, s.review_event_id"
+        "  s.last_event_id, s.review_state, s.review_occurred_at, s.review_event_id,"
+        "  s.last_opt_out_at, s.last_opt_in_at"
         " FROM subscribers s"
         " JOIN unnest(%b::text[], %b::text[]) AS k(p, n)"
         "   ON s.messaging_profile_id = k.p AND s.phone_number = k.n"
@@ -37,8 +38,9 @@ def lock(
             (occ, eid) if occ is not None else None,
             review_state,
             (review_occ, review_eid) if review_occ is not None else None,
+            *opted_at,
         )
-        for p, n, consent, occ, eid, review_state, review_occ, review_eid in rows
+        for p, n, consent, occ, eid, review_state, review_occ, review_eid, *opted_at in rows
     }
     # A number that texts a keyword has been seen: it gets a row, 'unknown' until a STOP/START.
     for key in ordered:
@@ -53,8 +55,9 @@ def _by_key(item: tuple[tuple[str, str], object]) -> tuple[str, str]:
 
 _SUBSCRIBER_VALUES = (
     "unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::text[],"
-    " %b::text[], %b::timestamptz[], %b::text[])"
-    " AS u(p, n, status, consent, occ, eid, review_state, review_occ, review_eid)"
+    " %b::text[], %b::timestamptz[], %b::text[], %b::timestamptz[], %b::timestamptz[])"
+    " AS u(p, n, status, consent, occ, eid, review_state, review_occ, review_eid, opt_out_at,"
+    " opt_in_at)"
 )
 
 
@@ -71,6 +74,8 @@ def _subscriber_columns(
         [s.review_state for _, s in states],
         [s.review_last[0] if s.review_last else None for _, s in states],
         [s.review_last[1] if s.review_last else None for _, s in states],
+        [s.last_opt_out_at for _, s in states],
+        [s.last_opt_in_at for _, s in states],
     )
 
 
@@ -82,6 +87,7 @@ def save(conn: psycopg.Connection, states: dict[tuple[str, str], SubscriberState
             "UPDATE subscribers AS s SET status = u.status, consent_status = u.consent,"
             "  last_occurred_at = u.occ, last_event_id = u.eid, review_state = u.review_state,"
             "  review_occurred_at = u.review_occ, review_event_id = u.review_eid,"
+            "  last_opt_out_at = u.opt_out_at, last_opt_in_at = u.opt_in_at,"
             "  updated_at = clock_timestamp()"
             f" FROM {_SUBSCRIBER_VALUES}"
             " WHERE s.messaging_profile_id = u.p AND s.phone_number = u.n",
@@ -93,7 +99,8 @@ def save(conn: psycopg.Connection, states: dict[tuple[str, str], SubscriberState
             conn.execute(
                 "INSERT INTO subscribers (messaging_profile_id, phone_number, status,"
                 "  consent_status, last_occurred_at, last_event_id, review_state,"
-                "  review_occurred_at, review_event_id, updated_at)"
+                "  review_occurred_at, review_event_id, last_opt_out_at, last_opt_in_at,"
+                "  updated_at)"
                 f" SELECT u.*, clock_timestamp() FROM {_SUBSCRIBER_VALUES} ORDER BY p, n",
                 _subscriber_columns(new),
             )
@@ -117,16 +124,6 @@ def get(conn: psycopg.Connection, profile: str, number: str) -> dict[str, Any] |
         ).fetchone()
 
 
-def not_sendable(conn: psycopg.Connection, profile: str, numbers: Sequence[str]) -> dict[str, str]:
-    """The status of each of ``numbers`` that is opted out or held for review on ``profile``."""
-    rows = conn.execute(
-        "SELECT phone_number, status FROM subscribers"
-        " WHERE messaging_profile_id = %s AND phone_number = ANY(%b) AND status = ANY(%s)",
-        (profile, list(numbers), [Status.OPTED_OUT, Status.REVIEW]),
-    ).fetchall()
-    return dict(rows)
-
-
 def held_for_review(conn: psycopg.Connection, profile: str | None) -> list[dict[str, Any]]:
     """Numbers held for review, oldest first, with the text that put them there."""
     with conn.cursor(row_factory=dict_row) as cursor:
@@ -139,4 +136,31 @@ def held_for_review(conn: psycopg.Connection, profile: str | None) -> list[dict[
             "   AND (%(profile)s::text IS NULL OR s.messaging_profile_id = %(profile)s)"
             " ORDER BY s.review_occurred_at, s.phone_number",
             {"profile": profile},
+        ).fetchall()
+
+
+def consent_across(
+    conn: psycopg.Connection, profiles: frozenset[str] | None, numbers: Sequence[str]
+) -> list[tuple[str, ProfileConsent]]:
+    """(number, facts) of each of ``numbers`` on ``profiles`` (None: on every profile)."""
+    columns = (
+        "SELECT phone_number, messaging_profile_id, status, last_opt_out_at, last_opt_in_at,"
+        " review_occurred_at FROM subscribers WHERE phone_number = ANY(%b)"
+    )
+    if profiles is None:
+        rows = conn.execute(columns, (list(numbers),)).fetchall()
+    else:
+        rows = conn.execute(
+            columns + " AND messaging_profile_id = ANY(%s)", (list(numbers), sorted(profiles))
+        ).fetchall()
+    return [(number, ProfileConsent(*facts)) for number, *facts in rows]
+
+
+def everywhere(conn: psycopg.Connection, number: str) -> list[dict[str, Any]]:
+    """The number's state on every profile that has seen it."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(
+            "SELECT messaging_profile_id, status, updated_at, last_event_id FROM subscribers"
+            " WHERE phone_number = %s ORDER BY messaging_profile_id",
+            (number,),
         ).fetchall()

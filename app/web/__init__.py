@@ -8,6 +8,7 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from app.config import Settings
+from app.consent.scopes import ScopesSource
 from app.web import api, health, receiver
 from app.web.handoff import Enqueuer
 
@@ -26,6 +27,7 @@ def create_app(
     if test_config:
         app.config.update(test_config)
     app.extensions["optout_sync.enqueuer"] = Enqueuer(web_settings)
+    app.extensions["optout_sync.scopes"] = ScopesSource(web_settings.consent_scopes)
     app.register_blueprint(receiver.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)

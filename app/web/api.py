@@ -25,6 +25,7 @@ from psycopg_pool import PoolTimeout
 
 from app.config import ApiToken, Role, WebSettings
 from app.consent.phones import InvalidPhoneNumber, to_e164, to_our_number
+from app.consent.scopes import Scopes, ScopesSource
 from app.services import exports, lookup
 from app.store.db import API, get_pool
 from app.telnyx.events import InvalidPayload, parse_timestamp
@@ -122,15 +123,37 @@ def _subscriber_key(number: str) -> tuple[str, str]:
 @bp.get("/subscribers/<path:number>")
 @requires(Role.READ)
 def get_subscriber(number: str) -> Response:
-    profile, phone = _subscriber_key(number)
+    phone = _number(number, "phone number")
+    if request.args.get("messaging_profile_id") is None:  # every profile's state (spec §9)
+        with _connection() as conn:
+            everywhere = lookup.subscriber_everywhere(conn, phone)
+        if everywhere is None:
+            abort(_error(404, f"{phone} has never been seen"))
+        return jsonify(_plain(everywhere))
+    profile = _profile(request.args.get("messaging_profile_id"))
     with _connection() as conn:
         subscriber = lookup.get_subscriber(conn, profile, phone)
     if subscriber is None:
         abort(_error(404, f"{phone} has never been seen on messaging profile {profile}"))
-    subscriber["updated_at"] = _iso(subscriber["updated_at"])
-    for block in subscriber["carrier_blocks"]:
-        block["since"] = _iso(block["since"])
-    return jsonify(subscriber)
+    return jsonify(_plain(subscriber))
+
+
+def _plain(value: Any) -> Any:
+    """Times as ISO 8601 with offset, all the way down."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return _iso(value)
+
+
+def _can_send_answer(answer: lookup.CanSend) -> dict[str, Any]:
+    return dict(_plain(asdict(answer)))
+
+
+def _scopes() -> Scopes:
+    source: ScopesSource = current_app.extensions["optout_sync.scopes"]
+    return source.current()
 
 
 @bp.get("/subscribers/<path:number>/history")
@@ -149,8 +172,8 @@ def can_send_one() -> Response:
     sender = _number(request.args.get("from"), "from", to_our_number)
     recipient = _number(request.args.get("to"), "to")
     with _connection() as conn:
-        (answer,) = lookup.can_send(conn, profile, sender, [recipient])
-    return jsonify(asdict(answer))
+        (answer,) = lookup.can_send(conn, profile, sender, [recipient], _scopes())
+    return jsonify(_can_send_answer(answer))
 
 
 @bp.post("/can-send")
@@ -168,8 +191,8 @@ def can_send_many() -> Response:
         raise BadRequest(f"to holds {len(recipients)} numbers; at most {MAX_BATCH} per call")
     numbers = [_number(value, f"to[{index}]") for index, value in enumerate(recipients)]
     with _connection() as conn:
-        answers = lookup.can_send(conn, profile, sender, numbers)
-    return jsonify(results=[asdict(answer) for answer in answers])
+        answers = lookup.can_send(conn, profile, sender, numbers, _scopes())
+    return jsonify(results=[_can_send_answer(answer) for answer in answers])
 
 
 _CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}

@@ -100,7 +100,7 @@ def test_never_seen_number_is_404(api_client: FlaskClient) -> None:
     ("path", "params", "problem"),
     [
         ("/v1/subscribers/12345", {"messaging_profile_id": "p"}, "E.164"),
-        ("/v1/subscribers/%2B13125550147", {}, "messaging_profile_id is required"),
+        ("/v1/subscribers/%2B13125550147/history", {}, "messaging_profile_id is required"),
         ("/v1/can-send", {"messaging_profile_id": "p", "from": "+17735550188"}, "to is required"),
     ],
 )
@@ -127,7 +127,19 @@ def test_can_send_refuses_opted_out_numbers(api_client: FlaskClient) -> None:
         messaging_profile_id=PROFILE,
         **{"from": "+17735550188", "to": "+13125550147"},
     ).get_json()
-    assert body == {"to": "+13125550147", "allowed": False, "reasons": ["opted_out"]}
+    assert body == {
+        "to": "+13125550147",
+        "allowed": False,
+        "reasons": ["opted_out"],
+        "blocked_by": [
+            {
+                "reason": "opted_out",
+                "messaging_profile_id": PROFILE,
+                "occurred_at": "2026-11-20T16:00:00.500000+00:00",  # the STOP's occurred_at
+                "scope": None,
+            }
+        ],
+    }
 
 
 def test_can_send_names_the_carrier_block_of_the_toll_free_sender(api_client: FlaskClient) -> None:

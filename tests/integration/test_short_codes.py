@@ -72,7 +72,8 @@ def test_stop_to_a_short_code_or_a_single_to_string_opts_out(
         headers=AUTH,
         query_string={"messaging_profile_id": profile, "from": our_number, "to": SUBSCRIBER},
     ).get_json()
-    assert can_send == {"to": SUBSCRIBER, "allowed": False, "reasons": ["opted_out"]}
+    assert (can_send["allowed"], can_send["reasons"]) == (False, ["opted_out"])
+    assert [b["messaging_profile_id"] for b in can_send["blocked_by"]] == [profile]
     export = short_code_client.get(
         "/v1/exports/audit", headers=AUTH, query_string={"messaging_profile_id": profile}
     ).get_data(as_text=True)
@@ -109,6 +110,7 @@ def test_can_send_takes_a_short_code_as_from_and_still_refuses_a_subscriber_with
         "to": SUBSCRIBER,
         "allowed": True,
         "reasons": [],
+        "blocked_by": [],
     }
     query["to"] = "12345"  # subscribers are always E.164
     refused = short_code_client.get("/v1/can-send", headers=AUTH, query_string=query)
