@@ -1,1 +1,1 @@
-"""Celery app, tasks, and the pure domain logic they wrap (keywords, sync, audit)."""
+"""The Celery app and its thin task shells; the work itself is in app.services."""
