@@ -328,11 +328,11 @@ def test_classify_never_crashes_and_intent_only_ever_means_possible_opt_out(text
     assert (verdict.source == "intent") == (verdict.op == "possible_opt_out")
 
 
-# Opt-outs of every family: default stop keywords, per-se words with a subject, verbs with
-# the messaging as object, wishes, and fixed phrases.
-OPT_OUTS = [word for op, word in ALL_KEYWORDS if op == "stop"] + [
-    "I opt out",
-    "I revoke consent",
+# What people ask not to happen: an intent phrase, negated.
+INTENT_PHRASES = [
+    "stop",
+    "opt out",
+    "unsubscribe",
     "stop texting me",
     "unsubscribe me",
     "opt me out",
@@ -341,14 +341,26 @@ OPT_OUTS = [word for op, word in ALL_KEYWORDS if op == "stop"] + [
     "stop sending me these messages",
     "cancel my subscription",
     "quit sending me these",
-    "I want to opt out",
+    "end these texts",
     "leave me alone",
     "lose my number",
-    "no more texts",
-    "do not contact me",
-    "wrong number",
-    "stop it",
+    "revoke my consent",
 ]
+# Opt-outs of every family: default stop keywords, per-se words with a subject, verbs with
+# the messaging as object, wishes, and fixed phrases.
+OPT_OUTS = (
+    [word for op, word in ALL_KEYWORDS if op == "stop"]
+    + INTENT_PHRASES
+    + [
+        "I opt out",
+        "I revoke consent",
+        "I want to opt out",
+        "no more texts",
+        "do not contact me",
+        "wrong number",
+        "stop it",
+    ]
+)
 AROUND = st.lists(
     st.sampled_from(
         [
@@ -378,26 +390,6 @@ def test_please_now_and_punctuation_around_an_opt_out_never_make_it_ordinary(
 ) -> None:
     verdict = classify(" ".join([*before, opt_out, *after]))
     assert verdict.op in ("stop", "possible_opt_out"), verdict
-
-
-# What people ask not to happen: an intent phrase, negated.
-INTENT_PHRASES = [
-    "stop",
-    "opt out",
-    "unsubscribe",
-    "stop texting me",
-    "unsubscribe me",
-    "opt me out",
-    "remove me from this list",
-    "take me off your list",
-    "stop sending me these messages",
-    "cancel my subscription",
-    "quit sending me these",
-    "end these texts",
-    "leave me alone",
-    "lose my number",
-    "revoke my consent",
-]
 
 
 @given(
