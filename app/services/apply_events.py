@@ -27,6 +27,7 @@ from app.store.db import KeyTaken
 from app.store.inbox import ClaimedEvent
 from app.telnyx.events import (
     MESSAGE_RECEIVED,
+    InboundMessage,
     InvalidPayload,
     parse_envelope,
     parse_inbound_message,
@@ -42,6 +43,16 @@ class Rules:
 
     engine: KeywordEngine = field(default_factory=KeywordEngine)
     possible_opt_out_policy: str = "review"  # review | opt_out | ignore
+
+    def classify(self, message: InboundMessage) -> Verdict:
+        """The engine's verdict on a text, with the configurations for its profile and the
+        sender's country."""
+        return self.engine.classify(
+            message.text,
+            message.autoresponse_type,
+            message.messaging_profile_id,
+            country_of(message.subscriber_number),
+        )
 
 
 @dataclass
@@ -140,12 +151,7 @@ def apply_claimed(
                 done.append((event.pk, inbox.IGNORED, envelope.event_type))
                 continue
             message = parse_inbound_message(envelope)
-            verdict = rules.engine.classify(
-                message.text,
-                message.autoresponse_type,
-                message.messaging_profile_id,
-                country_of(message.subscriber_number),
-            )
+            verdict = rules.classify(message)
             if verdict.op == POSSIBLE_OPT_OUT and rules.possible_opt_out_policy == "ignore":
                 # Kept in the inbox as an ordinary message: policy says intent changes nothing.
                 verdict = Verdict(None, None, None, verdict.normalized, "intent ignored by policy")

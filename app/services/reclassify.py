@@ -11,7 +11,6 @@ from datetime import datetime
 
 import psycopg
 
-from app.consent.phones import InvalidPhoneNumber, country_of
 from app.consent.rules import action_of
 from app.consent.values import ORDINARY
 from app.services.apply_events import Rules
@@ -61,12 +60,9 @@ def reclassify(
             for event_id, received_at, outcome, body in cursor:
                 try:
                     message = parse_inbound_message(parse_envelope(bytes(body)))
-                    country = country_of(message.subscriber_number)
-                except (InvalidPayload, InvalidPhoneNumber):
+                except InvalidPayload:
                     continue  # it was not classified then either
-                verdict = rules.engine.classify(
-                    message.text, message.autoresponse_type, message.messaging_profile_id, country
-                )
+                verdict = rules.classify(message)
                 then, now = decided_then(outcome), action_of(verdict, rules.possible_opt_out_policy)
                 summary.texts += 1
                 if then != now:
