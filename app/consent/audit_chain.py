@@ -37,6 +37,9 @@ class AuditEntry:
     new_status: str | None
     superseded: bool
     telnyx_block: bool
+    # Consent from outside SMS (spec §10): how it came, and the SHA-256 of its evidence.
+    channel: str | None = None
+    evidence_sha256: str | None = None
 
 
 ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
@@ -60,8 +63,15 @@ def canonical_json(values: Sequence[Any]) -> bytes:
     )
 
 
+# The fields added after the first version, last in CHAINED_FIELDS. A row without any of
+# them is hashed without them, as every row was before they existed, so old rows verify.
+_LATER_FIELDS = 2
+
+
 def row_hash(prev_hash: str, values: Sequence[Any]) -> str:
     """SHA-256 over the previous hash and the row's canonical JSON (CHAINED_FIELDS order)."""
+    if all(value is None for value in values[-_LATER_FIELDS:]):
+        values = values[:-_LATER_FIELDS]
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical_json(values)).hexdigest()
 
 

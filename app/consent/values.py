@@ -47,6 +47,19 @@ class Source(StrEnum):
     INTENT = "intent"
     OPERATOR = "operator"
     RECONCILE = "reconcile"
+    API = "api"  # consent recorded through POST /v1/consent or an import
+
+
+class Channel(StrEnum):
+    """How consent that did not come by SMS came (spec §10)."""
+
+    WEB_FORM = "web_form"
+    AGENT = "agent"
+    EMAIL = "email"
+    VOICE = "voice"
+    PAPER = "paper"
+    IMPORT = "import"
+    API = "api"
 
 
 # What a text that changes nothing becomes: no audit row, this inbox outcome.

@@ -59,6 +59,9 @@ AUDIT_COLUMNS: Sequence[Column] = (
     ),
     Column("prev_hash", "prev_hash"),
     Column("hash", "hash"),
+    # Added by the second version (spec §10), at the end: existing columns keep their order.
+    Column("channel", "channel"),
+    Column("evidence_sha256", "evidence_sha256"),
 )
 SUPPRESSION_COLUMNS: Sequence[Column] = (
     Column("phone_number", "phone_number"),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
@@ -224,3 +226,26 @@ def test_canonical_json_writes_every_character_as_the_standard_library_does() ->
     for start in range(0, len(every), 4096):
         chunk = every[start : start + 4096]
         assert audit_chain.canonical_json(chunk) == _stdlib_canonical(chunk)
+
+
+def test_rows_without_channel_or_evidence_hash_as_the_first_version_did() -> None:
+    values = [1, datetime(2026, 1, 1, tzinfo=UTC), *audit_chain.entry_values(entry("+1312"))]
+    first_version = hashlib.sha256(
+        b"0" * 64 + b"\n" + audit_chain.canonical_json(values[:-2])
+    ).hexdigest()
+    assert values[-2:] == [None, None]
+    assert audit_chain.row_hash("0" * 64, values) == first_version
+
+
+def test_channel_and_evidence_hash_are_covered_by_the_chain(audit_db: str) -> None:
+    agent = replace(entry("+13125550190"), source="api", channel="agent", evidence_sha256="ab" * 32)
+    with psycopg.connect(audit_db) as conn:
+        (seq,) = audit_log.append(conn, [agent])
+        conn.commit()
+    assert verify(audit_db) == (6, None)
+    _as_superuser_bypassing_triggers(
+        audit_db, f"UPDATE audit_log SET evidence_sha256 = '{'cd' * 32}' WHERE seq = {seq}"
+    )
+    assert verify(audit_db)[1] == audit_chain.ChainBreak(
+        seq, "content does not match its hash (row was edited)"
+    )

@@ -48,6 +48,9 @@ SPEC_FIELDS = [
     "honored_seconds",
     "prev_hash",
     "hash",
+    # spec §10: appended, so the first version's columns keep their places
+    "channel",
+    "evidence_sha256",
 ]
 A, B = "profile-a", "profile-b"
 LONG, TOLL = "+17735550188", "+18885550123"

@@ -8,7 +8,7 @@ import re
 import psycopg
 import pytest
 
-from app.consent.values import CONSENT_STATUSES, Action, ReviewState, Source, Status
+from app.consent.values import CONSENT_STATUSES, Action, Channel, ReviewState, Source, Status
 from app.store.inbox import EventStatus
 
 CHECKED = [
@@ -17,6 +17,7 @@ CHECKED = [
     ("subscribers", "review_state", ReviewState),
     ("audit_log", "action", Action),
     ("audit_log", "source", Source),
+    ("audit_log", "channel", Channel),
     ("webhook_events", "status", EventStatus),
 ]
 
