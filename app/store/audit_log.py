@@ -7,7 +7,7 @@ the chain, so concurrent workers append one after the other.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from app.consent.audit_chain import (
     CHAINED_FIELDS,
     GENESIS_HASH,
     AuditEntry,
+    ChainBreak,
     ChainHead,
     ChainReport,
     entry_values,
@@ -94,7 +95,23 @@ def verify(conn: psycopg.Connection, anchor: ChainHead | None = None) -> ChainRe
     with conn.transaction(), conn.cursor(name="audit_verify") as cursor:
         cursor.itersize = 5000
         cursor.execute(f"SELECT {columns} FROM audit_log ORDER BY seq")
-        return verify_rows(iter(cursor), anchor)
+        report = verify_rows(iter(cursor), anchor)
+    if report.broken is None:
+        # The chain covers each evidence's SHA-256; the stored evidence must still have it.
+        edited = conn.execute(
+            "SELECT a.seq FROM audit_log a LEFT JOIN consent_evidence e USING (event_id)"
+            " WHERE a.evidence_sha256 IS NOT NULL"
+            "   AND (e.body IS NULL OR encode(sha256(e.body), 'hex') <> a.evidence_sha256)"
+            " ORDER BY a.seq LIMIT 1"
+        ).fetchone()
+        if edited is not None:
+            broken = ChainBreak(
+                edited[0],
+                "its evidence does not match the hash the row holds"
+                " (evidence was edited or removed)",
+            )
+            return replace(report, broken=broken, head=None)
+    return report
 
 
 def existing_event_ids(conn: psycopg.Connection, event_ids: Sequence[str]) -> set[str]:
@@ -103,6 +120,39 @@ def existing_event_ids(conn: psycopg.Connection, event_ids: Sequence[str]) -> se
         "SELECT event_id FROM audit_log WHERE event_id = ANY(%s)", (list(event_ids),)
     )
     return {row[0] for row in rows}
+
+
+def first_results(
+    conn: psycopg.Connection, event_ids: Sequence[str]
+) -> dict[str, tuple[int, bool]]:
+    """(seq, superseded) of the audit row each of ``event_ids`` already has."""
+    if not event_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT event_id, seq, superseded FROM audit_log WHERE event_id = ANY(%s)",
+        (list(event_ids),),
+    )
+    return {event_id: (seq, superseded) for event_id, seq, superseded in rows}
+
+
+def store_evidence(conn: psycopg.Connection, evidence: Sequence[tuple[str, bytes, str]]) -> None:
+    """Keep each event's evidence, as the bytes its audit row's evidence_sha256 covers."""
+    if evidence:
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO consent_evidence (event_id, body, sha256) VALUES (%s, %s, %s)",
+                list(evidence),
+            )
+
+
+def evidence_of(conn: psycopg.Connection, seq: int) -> bytes | None:
+    """The evidence an audit row refers to, as stored."""
+    row = conn.execute(
+        "SELECT e.body FROM audit_log a JOIN consent_evidence e ON e.event_id = a.event_id"
+        " WHERE a.seq = %s",
+        (seq,),
+    ).fetchone()
+    return bytes(row[0]) if row else None
 
 
 def held_text(conn: psycopg.Connection, event_id: str | None) -> tuple[str | None, str | None]:

@@ -25,9 +25,10 @@ from flask import (
 from psycopg_pool import PoolTimeout
 
 from app.config import ApiToken, Role, WebSettings
+from app.consent.intake import IntakeError, parse_request
 from app.consent.phones import InvalidPhoneNumber, to_e164, to_our_number
 from app.consent.scopes import Scopes, ScopesSource
-from app.services import exports, lookup
+from app.services import exports, intake, lookup
 from app.store.db import API, get_pool
 from app.telnyx.events import InvalidPayload, parse_timestamp
 
@@ -251,6 +252,34 @@ def export_audit() -> Response:
     # A body never started (HEAD) runs no finally; the WSGI server closes every response.
     response.call_on_close(give_back)
     return response
+
+
+@bp.post("/consent")
+@requires(Role.WRITE)
+def record_consent() -> Response:
+    """Consent from any channel (spec §10): all validated first, then applied in one
+    transaction before the answer."""
+    settings: WebSettings = current_app.config["SETTINGS"]
+    try:
+        records = parse_request(
+            request.get_json(silent=True), datetime.now(UTC), settings.webhook_tolerance_seconds
+        )
+    except IntakeError as exc:
+        raise BadRequest(str(exc)) from None
+    with _connection() as conn, conn.transaction():
+        results = intake.apply_records(conn, records)
+    return jsonify(results=[asdict(result) for result in results])
+
+
+@bp.get("/consent/evidence/<int:seq>")
+@requires(Role.ADMIN)
+def consent_evidence(seq: int) -> Response:
+    """The evidence an audit row refers to, exactly as stored (its SHA-256 is in the row)."""
+    with _connection() as conn:
+        evidence = intake.evidence_of(conn, seq)
+    if evidence is None:
+        abort(_error(404, f"audit row {seq} has no evidence"))
+    return Response(evidence, mimetype="application/json")
 
 
 # The API's description (OpenAPI 3.1), shipped beside this module; tests hold the real

@@ -238,9 +238,18 @@ def test_rows_without_channel_or_evidence_hash_as_the_first_version_did() -> Non
 
 
 def test_channel_and_evidence_hash_are_covered_by_the_chain(audit_db: str) -> None:
-    agent = replace(entry("+13125550190"), source="api", channel="agent", evidence_sha256="ab" * 32)
+    body = b'{"consent_text":"Yes"}'
+    digest = hashlib.sha256(body).hexdigest()
+    agent = replace(
+        entry("+13125550190"),
+        event_id="api:agent-1",
+        source="api",
+        channel="agent",
+        evidence_sha256=digest,
+    )
     with psycopg.connect(audit_db) as conn:
         (seq,) = audit_log.append(conn, [agent])
+        audit_log.store_evidence(conn, [("api:agent-1", body, digest)])
         conn.commit()
     assert verify(audit_db) == (6, None)
     _as_superuser_bypassing_triggers(

@@ -23,6 +23,7 @@ from tests.conftest import apply_received, example, fresh_ids
 
 PROFILE = "openapi-profile"
 READ = {"Authorization": "Bearer reader"}
+WRITE = {"Authorization": "Bearer writer"}
 ADMIN = {"Authorization": "Bearer admin"}
 
 
@@ -42,7 +43,7 @@ def client(make_database: Callable[[], str], settings: Settings) -> FlaskClient:
             ),
         ],
     )
-    tokens = parse_api_tokens("read:reader,admin:admin")
+    tokens = parse_api_tokens("read:reader,write:writer,admin:admin")
     app = create_app(replace(settings, database_url=url, api_tokens=tokens))
     return app.test_client()
 
@@ -118,6 +119,57 @@ CALLS = [
     ("GET", "/v1/exports/audit", {"format": "jsonl"}, None, ADMIN, 200),
     ("GET", "/v1/exports/audit", {"format": "csv"}, None, ADMIN, 200),
     ("GET", "/v1/openapi.json", {}, None, READ, 200),
+    (
+        "POST",
+        "/v1/consent",
+        {},
+        {
+            "events": [
+                {
+                    "phone_number": "+13125550150",
+                    "messaging_profile_id": PROFILE,
+                    "action": "opt_in",
+                    "channel": "web_form",
+                    "evidence": {"consent_text": "Yes, text me."},
+                }
+            ]
+        },
+        WRITE,
+        200,
+    ),
+    (
+        "POST",
+        "/v1/consent",
+        {},
+        {
+            "events": [
+                {
+                    "phone_number": "+13125550150",
+                    "messaging_profile_id": PROFILE,
+                    "action": "opt_in",
+                }
+            ]
+        },
+        WRITE,
+        400,
+    ),
+    (
+        "POST",
+        "/v1/consent",
+        {},
+        {
+            "events": [
+                {
+                    "phone_number": "+13125550150",
+                    "messaging_profile_id": PROFILE,
+                    "action": "opt_out",
+                }
+            ]
+        },
+        READ,
+        403,
+    ),
+    ("GET", "/v1/consent/evidence/999999", {}, None, ADMIN, 404),
 ]
 
 
