@@ -63,42 +63,30 @@ def status(url: str, number: str) -> str | None:
     return row[0] if row else None
 
 
+def texted_start(url: str, number: str, hour: int) -> None:
+    start = message_received(
+        text="START",
+        from_number=number,
+        to_number="+17735550188",
+        profile_id=PROFILE,
+        autoresponse_type="START",
+        occurred_at=datetime.fromisoformat(at(hour)),
+    )
+    apply_received(url, [start])
+
+
 def test_an_agents_opt_out_beats_an_older_text_and_loses_to_a_newer_one(
     intake: tuple[FlaskClient, str],
 ) -> None:
     client, url = intake
     number = "+13125550180"
-    apply_received(
-        url,
-        [
-            message_received(
-                text="START",
-                from_number=number,
-                to_number="+17735550188",
-                profile_id=PROFILE,
-                autoresponse_type="START",
-                occurred_at=datetime(2026, 11, 3, 9, tzinfo=UTC),
-            )
-        ],
-    )
+    texted_start(url, number, 9)
     answer = consent(client, event(number, "opt_out", 10, channel="agent"))
     assert answer.status_code == 200, answer.json
     assert [r["status"] for r in answer.json["results"]] == ["applied"]
     assert status(url, number) == "opted_out"
 
-    apply_received(
-        url,
-        [
-            message_received(
-                text="START",
-                from_number=number,
-                to_number="+17735550188",
-                profile_id=PROFILE,
-                autoresponse_type="START",
-                occurred_at=datetime(2026, 11, 3, 11, tzinfo=UTC),
-            )
-        ],
-    )
+    texted_start(url, number, 11)
     assert status(url, number) == "opted_in"
     late = consent(client, event(number, "opt_out", 10, channel="voice"))
     assert [r["status"] for r in late.json["results"]] == ["superseded"]
