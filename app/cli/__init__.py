@@ -9,6 +9,7 @@ from app.cli import (
     autoresp,
     bench,
     classify,
+    consent_import,
     db,
     dev,
     events,
@@ -36,5 +37,6 @@ for command in (
     export.export,
     bench.bench,
     audit.audit,
+    consent_import.import_,
 ):
     main.add_command(command)

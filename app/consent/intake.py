@@ -117,3 +117,40 @@ def _evidence(value: Any, where: str, action: str) -> bytes | None:
     if action == "opt_in" and not (value.get("consent_text") or value.get("consent_text_version")):
         raise IntakeError(f"{where} needs consent_text or consent_text_version for opt_in")
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def parse_import_row(
+    row: dict[str, Any], where: str, now: datetime, channel: Channel
+) -> ConsentRecord:
+    """One row of an import (a CSV row or a JSONL object): the fields of POST /v1/consent,
+    with ``evidence_*`` columns for evidence in CSV. Blank cells are absent; ``channel``
+    applies where a row names none."""
+    item = {k: v for k, v in row.items() if v not in ("", None) and not k.startswith("evidence_")}
+    evidence = {
+        k.removeprefix("evidence_"): v
+        for k, v in row.items()
+        if k.startswith("evidence_") and v not in ("", None)
+    }
+    if evidence:
+        item["evidence"] = evidence
+    item.setdefault("channel", channel)
+    # A file keeps what was decided then: its times are history, none is "in the future"
+    # by a clock's skew.
+    return _record(item, where, now, tolerance_seconds=0)
+
+
+def import_key(record: ConsentRecord) -> str:
+    """The idempotency key of an imported row: its own, or one made of its content, so a
+    re-run of the same file applies nothing twice."""
+    if record.idempotency_key:
+        return record.idempotency_key
+    content = "|".join(
+        (
+            record.messaging_profile_id,
+            record.phone_number,
+            record.action,
+            record.occurred_at.isoformat(),
+            record.channel,
+        )
+    )
+    return "import-" + hashlib.sha256(content.encode()).hexdigest()[:32]
