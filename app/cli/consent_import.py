@@ -21,7 +21,7 @@ from app.consent.values import Channel
 from app.services import intake
 from app.store.db import connect
 
-BATCH_ROWS = 5000
+BATCH_ROWS = 20_000
 
 
 def _rows(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
@@ -66,36 +66,54 @@ def import_() -> None:
 def consent(file: Path, fmt: str | None, channel: str, dry_run: bool, skip_invalid: bool) -> None:
     fmt = fmt or ("jsonl" if file.suffix.lower() in (".jsonl", ".ndjson") else "csv")
     now = datetime.now(UTC)
-    records: list[ConsentRecord] = []
-    problems = 0
-    for line, row in _rows(file, fmt):
-        try:
-            if not isinstance(row, dict):
-                raise IntakeError(str(row) if isinstance(row, str) else "not an object")
-            record = parse_import_row(row, "row", now, Channel(channel))
-            records.append(replace(record, idempotency_key=import_key(record)))
-        except IntakeError as exc:
-            problems += 1
-            click.echo(f"{file}:{line}: {str(exc).removeprefix('row.')}", err=True)
+    # Two passes over the file, each holding one batch at most: memory stays flat.
+    checked = _records(file, fmt, now, Channel(channel), report=True)
+    problems = sum(1 for record in checked if record is None)
     if problems and not skip_invalid:
         raise click.ClickException(
             f"{problems} invalid row(s); nothing applied (--skip-invalid applies the others)"
         )
     counts: Counter[str] = Counter()
     show = sys.stderr.isatty()
+    batch: list[ConsentRecord] = []
     with connect(resolve_database_url(load_settings())) as conn:
-        for start in range(0, len(records), BATCH_ROWS):
+
+        def apply() -> None:
             with conn.transaction(force_rollback=dry_run):
-                results = intake.apply_records(conn, records[start : start + BATCH_ROWS])
-            counts.update(result.status for result in results)
+                counts.update(r.status for r in intake.apply_records(conn, batch))
+            batch.clear()
             if show:
-                done = min(start + BATCH_ROWS, len(records))
-                click.echo(f"\r{done:,}/{len(records):,} rows", err=True, nl=False)
+                click.echo(f"\r{counts.total():,} rows", err=True, nl=False)
+
+        for record in _records(file, fmt, now, Channel(channel)):
+            if record is not None:
+                batch.append(record)
+                if len(batch) == BATCH_ROWS:
+                    apply()
+        if batch:
+            apply()
     if show:
         click.echo(err=True)
     verb = "would be" if dry_run else "were"
     click.echo(
-        f"{len(records):,} rows: {counts['applied']:,} {verb} applied,"
+        f"{counts.total():,} rows: {counts['applied']:,} {verb} applied,"
         f" {counts['superseded']:,} superseded by newer facts, {counts['duplicate']:,}"
         f" already imported" + (f"; {problems:,} invalid skipped" if problems else "")
     )
+
+
+def _records(
+    file: Path, fmt: str, now: datetime, channel: Channel, report: bool = False
+) -> Iterator[ConsentRecord | None]:
+    """Each row as a record with its import key, or None where it is invalid (named on
+    stderr when ``report``)."""
+    for line, row in _rows(file, fmt):
+        try:
+            if not isinstance(row, dict):
+                raise IntakeError(row if isinstance(row, str) else "not an object")
+            record = parse_import_row(row, "row", now, channel)
+            yield replace(record, idempotency_key=import_key(record))
+        except IntakeError as exc:
+            if report:
+                click.echo(f"{file}:{line}: {str(exc).removeprefix('row.')}", err=True)
+            yield None

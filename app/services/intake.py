@@ -48,12 +48,13 @@ def apply_records(conn: psycopg.Connection, records: list[ConsentRecord]) -> lis
         conn,
         [(i, r.evidence, r.evidence_sha256) for i, r in fresh if r.evidence and r.evidence_sha256],
     )
+    by_id = {entry.event_id: entry for entry in entries}
     results = []
     for event_id in ids:
         if event_id in earlier:
             results.append(IntakeResult(DUPLICATE, earlier[event_id][0]))
         else:
-            entry = next(e for e in entries if e.event_id == event_id)
+            entry = by_id[event_id]
             results.append(
                 IntakeResult(SUPERSEDED if entry.superseded else APPLIED, seqs[event_id])
             )
