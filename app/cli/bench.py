@@ -17,7 +17,9 @@ from app.cli.common import (
 @click.argument(
     "names",
     nargs=-1,
-    type=click.Choice(["receiver", "worker", "lag", "can-send", "export", "classify", "all"]),
+    type=click.Choice(
+        ["receiver", "worker", "lag", "can-send", "export", "classify", "intake", "all"]
+    ),
 )
 @click.option(
     "--size",

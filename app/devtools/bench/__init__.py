@@ -14,6 +14,7 @@ from app.devtools.bench.database import (
     bench_can_send,
     bench_classify,
     bench_export,
+    bench_intake,
     bench_worker,
     fill_audit_rows,
 )
@@ -28,6 +29,7 @@ BENCHMARKS: dict[str, Callable[[Context, str], list[Figure]]] = {
     "can-send": bench_can_send,
     "export": bench_export,
     "classify": bench_classify,
+    "intake": bench_intake,
 }
 
 

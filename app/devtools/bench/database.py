@@ -3,6 +3,7 @@ can-send, exports and the keyword engine over many texts."""
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import subprocess
@@ -164,6 +165,70 @@ def bench_classify(ctx: Context, url: str) -> list[Figure]:
 
 
 # --- can-send ----------------------------------------------------------------------------------
+
+
+def bench_intake(ctx: Context, url: str) -> list[Figure]:
+    """POST /v1/consent with 1,000 agent opt-outs (validated, applied, audited, answered)
+    through the Flask app in-process, vs a raw upsert of the same subscribers."""
+    from nacl.signing import SigningKey
+
+    from app.config import Settings
+    from app.devtools.simulate import public_key_b64
+    from app.web import create_app
+
+    size = 1000 if ctx.size.worker_events >= 100_000 else 100
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": url,
+            "API_TOKENS": "write:bench",
+            "TELNYX_PUBLIC_KEY": public_key_b64(SigningKey.generate()),
+        }
+    )
+    client = create_app(settings).test_client()
+    rounds = [phone_numbers(size, area=312 + index) for index in range(4)]
+
+    def post(numbers: list[str]) -> None:
+        events = [
+            {
+                "phone_number": n,
+                "messaging_profile_id": "bench",
+                "action": "opt_out",
+                "channel": "agent",
+            }
+            for n in numbers
+        ]
+        answer = client.post(
+            "/v1/consent", json={"events": events}, headers={"Authorization": "Bearer bench"}
+        )
+        if answer.status_code != 200:
+            raise RuntimeError(f"intake answered {answer.status_code}: {answer.get_data()!r}")
+
+    post(rounds[0])  # warm the pools and plans
+    ours = min(timed(functools.partial(post, numbers)) for numbers in rounds[1:])
+    with psycopg.connect(url) as conn:
+
+        def raw(numbers: list[str]) -> None:
+            conn.execute(
+                "INSERT INTO subscribers (messaging_profile_id, phone_number, status)"
+                " SELECT 'raw', n, 'opted_out' FROM unnest(%b::text[]) AS n"
+                " ON CONFLICT (messaging_profile_id, phone_number)"
+                " DO UPDATE SET status = excluded.status",
+                (numbers,),
+            )
+            conn.commit()
+
+        baseline = min(timed(functools.partial(raw, numbers)) for numbers in rounds[1:])
+    return [
+        Figure(
+            "intake",
+            ours * 1000,
+            "ms",
+            "raw upsert",
+            baseline * 1000,
+            higher_is_better=False,
+            detail=f"{size:,} events per request",
+        )
+    ]
 
 
 def bench_can_send(ctx: Context, url: str) -> list[Figure]:
