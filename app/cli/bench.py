@@ -18,7 +18,17 @@ from app.cli.common import (
     "names",
     nargs=-1,
     type=click.Choice(
-        ["receiver", "worker", "lag", "can-send", "export", "classify", "intake", "all"]
+        [
+            "receiver",
+            "worker",
+            "lag",
+            "can-send",
+            "export",
+            "classify",
+            "intake",
+            "import",
+            "all",
+        ]
     ),
 )
 @click.option(

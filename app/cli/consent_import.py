@@ -1,14 +1,14 @@
 """`optout-sync import consent`: opt-outs and opt-ins from another platform, by the rules of
-POST /v1/consent, in batches that each commit, so a re-run goes on where one stopped."""
+POST /v1/consent: the file is read once into a staging table, then applied in batches that
+each commit, so a re-run goes on where one stopped (services.intake)."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,12 +16,10 @@ from typing import Any
 import click
 
 from app.cli.common import load_settings, resolve_database_url
-from app.consent.intake import ConsentRecord, IntakeError, import_key, parse_import_row
+from app.consent.intake import ConsentRecord, IntakeError, parse_import_row
 from app.consent.values import Channel
 from app.services import intake
 from app.store.db import connect
-
-BATCH_ROWS = 20_000
 
 
 def _rows(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
@@ -65,55 +63,53 @@ def import_() -> None:
 @click.option("--skip-invalid", is_flag=True, help="Apply the valid rows despite bad ones.")
 def consent(file: Path, fmt: str | None, channel: str, dry_run: bool, skip_invalid: bool) -> None:
     fmt = fmt or ("jsonl" if file.suffix.lower() in (".jsonl", ".ndjson") else "csv")
-    now = datetime.now(UTC)
-    # Two passes over the file, each holding one batch at most: memory stays flat.
-    checked = _records(file, fmt, now, Channel(channel), report=True)
-    problems = sum(1 for record in checked if record is None)
-    if problems and not skip_invalid:
-        raise click.ClickException(
-            f"{problems} invalid row(s); nothing applied (--skip-invalid applies the others)"
-        )
-    counts: Counter[str] = Counter()
+    invalid: list[int] = []  # line numbers
     show = sys.stderr.isatty()
-    batch: list[ConsentRecord] = []
-    with connect(resolve_database_url(load_settings())) as conn:
-
-        def apply() -> None:
-            with conn.transaction(force_rollback=dry_run):
-                counts.update(r.status for r in intake.apply_records(conn, batch))
-            batch.clear()
-            if show:
-                click.echo(f"\r{counts.total():,} rows", err=True, nl=False)
-
-        for record in _records(file, fmt, now, Channel(channel)):
-            if record is not None:
-                batch.append(record)
-                if len(batch) == BATCH_ROWS:
-                    apply()
-        if batch:
-            apply()
-    if show:
-        click.echo(err=True)
+    # One pass over the file streams the valid rows into a staging table (bad ones are named
+    # as they are met); the database then sets repeats aside and the rest is applied in
+    # batches. Memory stays flat: neither side holds more than a batch.
+    with connect(resolve_database_url(load_settings()), autocommit=True) as conn:
+        rows = _records(file, fmt, datetime.now(UTC), Channel(channel), invalid)
+        staged = intake.stage_import(conn, _reading(rows, show))
+        problems = len(invalid)
+        if problems and not skip_invalid:
+            raise click.ClickException(
+                f"{problems} invalid row(s); nothing applied (--skip-invalid applies the others)"
+            )
+        with click.progressbar(
+            length=staged, label="applying", file=sys.stderr if show else io.StringIO()
+        ) as bar:
+            counts = intake.apply_import(conn, staged, dry_run=dry_run, on_batch=bar.update)
     verb = "would be" if dry_run else "were"
     click.echo(
-        f"{counts.total():,} rows: {counts['applied']:,} {verb} applied,"
-        f" {counts['superseded']:,} superseded by newer facts, {counts['duplicate']:,}"
-        f" already imported" + (f"; {problems:,} invalid skipped" if problems else "")
+        f"{staged:,} rows: {counts[intake.APPLIED]:,} {verb} applied,"
+        f" {counts[intake.SUPERSEDED]:,} superseded by newer facts,"
+        f" {counts[intake.DUPLICATE]:,} already imported"
+        + (f"; {problems:,} invalid skipped" if problems else "")
     )
 
 
 def _records(
-    file: Path, fmt: str, now: datetime, channel: Channel, report: bool = False
-) -> Iterator[ConsentRecord | None]:
-    """Each row as a record with its import key, or None where it is invalid (named on
-    stderr when ``report``)."""
+    file: Path, fmt: str, now: datetime, channel: Channel, invalid: list[int]
+) -> Iterator[tuple[int, ConsentRecord]]:
+    """(line, record) of each valid row; each invalid one is named on stderr and counted."""
     for line, row in _rows(file, fmt):
         try:
             if not isinstance(row, dict):
                 raise IntakeError(row if isinstance(row, str) else "not an object")
-            record = parse_import_row(row, "row", now, channel)
-            yield replace(record, idempotency_key=import_key(record))
+            yield line, parse_import_row(row, "row", now, channel)
         except IntakeError as exc:
-            if report:
-                click.echo(f"{file}:{line}: {str(exc).removeprefix('row.')}", err=True)
-            yield None
+            click.echo(f"{file}:{line}: {str(exc).removeprefix('row.')}", err=True)
+            invalid.append(line)
+
+
+def _reading(
+    rows: Iterator[tuple[int, ConsentRecord]], show: bool
+) -> Iterator[tuple[int, ConsentRecord]]:
+    """The rows, counted on a terminal as they are read."""
+    for count, row in enumerate(rows, start=1):
+        if show and count % 10_000 == 0:
+            click.echo(f"\rreading: {count:,} rows", err=True, nl=False)
+        yield row
+    if show:
+        click.echo(err=True)

@@ -55,12 +55,15 @@ def canonical_json(values: Sequence[Any]) -> bytes:
     The chain's format is ``json.dumps(row, ensure_ascii=False, separators=(",", ":"))``;
     orjson writes exactly those bytes (tests hold it to that), several times faster.
     """
-    return orjson.dumps(
-        [
-            v.astimezone(UTC).isoformat(timespec="microseconds") if type(v) is datetime else v
-            for v in values
-        ]
-    )
+    return orjson.dumps([canonical_time(v) if type(v) is datetime else v for v in values])
+
+
+def canonical_time(value: datetime) -> str:
+    """``value.astimezone(UTC).isoformat(timespec="microseconds")``, in half the time: the
+    keyword costs more than the formatting, and isoformat() omits only a zero fraction."""
+    utc = value.astimezone(UTC)
+    text = utc.isoformat()
+    return text if utc.microsecond else f"{text[:19]}.000000{text[19:]}"
 
 
 # The fields added after the first version, last in CHAINED_FIELDS. A row without any of

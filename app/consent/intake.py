@@ -40,10 +40,7 @@ class ConsentRecord:
     channel: Channel
     idempotency_key: str | None
     evidence: bytes | None  # canonical JSON, the bytes whose SHA-256 the audit row holds
-
-    @property
-    def evidence_sha256(self) -> str | None:
-        return hashlib.sha256(self.evidence).hexdigest() if self.evidence else None
+    evidence_sha256: str | None  # hex; set whenever evidence is
 
 
 def parse_request(body: Any, now: datetime, tolerance_seconds: int) -> list[ConsentRecord]:
@@ -53,10 +50,8 @@ def parse_request(body: Any, now: datetime, tolerance_seconds: int) -> list[Cons
     events = body["events"]
     if not 1 <= len(events) <= MAX_EVENTS:
         raise IntakeError(f"events holds {len(events)} items; 1 to {MAX_EVENTS} per call")
-    return [
-        _record(item, f"events[{index}]", now, tolerance_seconds)
-        for index, item in enumerate(events)
-    ]
+    latest = now + timedelta(seconds=tolerance_seconds)
+    return [_record(item, f"events[{index}]", now, latest) for index, item in enumerate(events)]
 
 
 def _text(item: dict[str, Any], name: str, where: str, required: bool = True) -> str | None:
@@ -68,7 +63,14 @@ def _text(item: dict[str, Any], name: str, where: str, required: bool = True) ->
     return value.strip()
 
 
-def _record(item: Any, where: str, now: datetime, tolerance_seconds: int) -> ConsentRecord:
+_CHANNELS = {channel.value: channel for channel in Channel}
+
+
+def _record(
+    item: Any, where: str, now: datetime, latest: datetime, derive_key: bool = False
+) -> ConsentRecord:
+    """One event checked; ``derive_key`` gives a record without a key one made of its
+    content (import_key)."""
     if not isinstance(item, dict):
         raise IntakeError(f"{where} must be an object")
     try:
@@ -80,14 +82,25 @@ def _record(item: Any, where: str, now: datetime, tolerance_seconds: int) -> Con
     if action not in ACTIONS:
         raise IntakeError(f"{where}.action must be one of {', '.join(ACTIONS)}")
     occurred_at = _when(item.get("occurred_at"), f"{where}.occurred_at", now)
-    if occurred_at > now + timedelta(seconds=tolerance_seconds):
+    if occurred_at > latest:
         raise IntakeError(f"{where}.occurred_at is in the future")
-    channel_name = item.get("channel", Channel.API)
-    if channel_name not in Channel.__members__.values():
+    channel = _CHANNELS.get(item.get("channel", Channel.API))
+    if channel is None:
         raise IntakeError(f"{where}.channel must be one of {', '.join(Channel)}")
     evidence = _evidence(item.get("evidence"), f"{where}.evidence", action)
     key = _text(item, "idempotency_key", where, required=False)
-    return ConsentRecord(phone, profile, action, occurred_at, Channel(channel_name), key, evidence)
+    if key is None and derive_key:
+        key = import_key(profile, phone, action, occurred_at, channel)
+    return ConsentRecord(
+        phone,
+        profile,
+        action,
+        occurred_at,
+        channel,
+        key,
+        evidence,
+        hashlib.sha256(evidence).hexdigest() if evidence else None,
+    )
 
 
 def _when(value: Any, where: str, now: datetime) -> datetime:
@@ -102,6 +115,9 @@ def _when(value: Any, where: str, now: datetime) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+_EVIDENCE_FIELDS = frozenset(EVIDENCE_FIELDS)
+
+
 def _evidence(value: Any, where: str, action: str) -> bytes | None:
     if value is None:
         if action == "opt_in":
@@ -109,9 +125,9 @@ def _evidence(value: Any, where: str, action: str) -> bytes | None:
         return None
     if not isinstance(value, dict):
         raise IntakeError(f"{where} must be an object")
-    unknown = sorted(set(value) - set(EVIDENCE_FIELDS))
+    unknown = value.keys() - _EVIDENCE_FIELDS
     if unknown:
-        raise IntakeError(f"{where} has unknown fields: {', '.join(unknown)}")
+        raise IntakeError(f"{where} has unknown fields: {', '.join(sorted(unknown))}")
     if not all(isinstance(v, str) for v in value.values()):
         raise IntakeError(f"{where} fields must be strings")
     if action == "opt_in" and not (value.get("consent_text") or value.get("consent_text_version")):
@@ -119,38 +135,35 @@ def _evidence(value: Any, where: str, action: str) -> bytes | None:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
+_EVIDENCE_COLUMN = "evidence_"
+
+
 def parse_import_row(
     row: dict[str, Any], where: str, now: datetime, channel: Channel
 ) -> ConsentRecord:
     """One row of an import (a CSV row or a JSONL object): the fields of POST /v1/consent,
     with ``evidence_*`` columns for evidence in CSV. Blank cells are absent; ``channel``
-    applies where a row names none."""
-    item = {k: v for k, v in row.items() if v not in ("", None) and not k.startswith("evidence_")}
-    evidence = {
-        k.removeprefix("evidence_"): v
-        for k, v in row.items()
-        if k.startswith("evidence_") and v not in ("", None)
-    }
+    applies where a row names none. A row without an idempotency key gets import_key's."""
+    item: dict[str, Any] = {"channel": channel}
+    evidence = {}
+    for name, value in row.items():
+        if value == "" or value is None:
+            continue
+        if name.startswith(_EVIDENCE_COLUMN):
+            evidence[name[len(_EVIDENCE_COLUMN) :]] = value
+        else:
+            item[name] = value
     if evidence:
         item["evidence"] = evidence
-    item.setdefault("channel", channel)
     # A file keeps what was decided then: its times are history, none is "in the future"
     # by a clock's skew.
-    return _record(item, where, now, tolerance_seconds=0)
+    return _record(item, where, now, latest=now, derive_key=True)
 
 
-def import_key(record: ConsentRecord) -> str:
-    """The idempotency key of an imported row: its own, or one made of its content, so a
-    re-run of the same file applies nothing twice."""
-    if record.idempotency_key:
-        return record.idempotency_key
-    content = "|".join(
-        (
-            record.messaging_profile_id,
-            record.phone_number,
-            record.action,
-            record.occurred_at.isoformat(),
-            record.channel,
-        )
-    )
+def import_key(
+    profile: str, phone: str, action: str, occurred_at: datetime, channel: Channel
+) -> str:
+    """The idempotency key of an imported row without one, made of its content, so a re-run
+    of the same file applies nothing twice."""
+    content = "|".join((profile, phone, action, occurred_at.isoformat(), channel))
     return "import-" + hashlib.sha256(content.encode()).hexdigest()[:32]

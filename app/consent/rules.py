@@ -89,6 +89,10 @@ class ConsentEvent:
     message: InboundMessage
     verdict: Verdict
     received_at: datetime | None
+    # Consent that did not come by text (spec §10): how it came and its evidence's SHA-256.
+    # Such an event has no text and no number of ours.
+    channel: str | None = None
+    evidence_sha256: str | None = None
 
     @property
     def order(self) -> OrderKey:
@@ -137,6 +141,7 @@ def storable(text: str) -> str:
 
 def _entry(event: ConsentEvent, **fields: object) -> AuditEntry:
     message = event.message
+    texted = event.channel is None
     return AuditEntry(
         event_id=message.event_id,
         message_id=message.message_id,
@@ -144,11 +149,13 @@ def _entry(event: ConsentEvent, **fields: object) -> AuditEntry:
         received_at=event.received_at,
         messaging_profile_id=message.messaging_profile_id,
         phone_number=message.subscriber_number,
-        our_number=message.our_number,
+        our_number=message.our_number if texted else None,
         country=country_of(message.subscriber_number),
-        text=storable(message.text),
+        text=storable(message.text) if texted else None,
         autoresponse_type=message.autoresponse_type,
         telnyx_block=event.verdict.source == Source.TELNYX and event.verdict.op == STOP,
+        channel=event.channel,
+        evidence_sha256=event.evidence_sha256,
         **fields,  # type: ignore[arg-type]
     )
 

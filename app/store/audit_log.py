@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -20,6 +20,7 @@ from app.consent.audit_chain import (
     ChainBreak,
     ChainHead,
     ChainReport,
+    canonical_time,
     entry_values,
     row_hash,
     verify_rows,
@@ -63,7 +64,7 @@ def append(conn: psycopg.Connection, entries: Sequence[AuditEntry]) -> list[int]
         last_seq, prev_hash, recorded_at = row
     seqs = []
     # The time every row of this append shares, in the chain's form, computed once.
-    recorded_canonical = recorded_at.astimezone(UTC).isoformat(timespec="microseconds")
+    recorded_canonical = canonical_time(recorded_at)
     with conn.cursor().copy(_COPY_ROWS) as copy:
         copy.set_types(_COPY_TYPES)
         for offset, entry in enumerate(entries, start=1):

@@ -37,6 +37,7 @@ def test_bench_prints_each_figure_with_its_baseline_and_ratio(servers: dict[str,
         "classify",
         "classify-new",
         "intake",
+        "import",
     ]
     details = {m["name"]: m["detail"] for m in matches if m}
     # Every signed event the real app got was recorded (answered 200), and every one of the
@@ -45,6 +46,7 @@ def test_bench_prints_each_figure_with_its_baseline_and_ratio(servers: dict[str,
     assert "not 200" not in details["receiver"]
     applied = re.match(r"([\d,]+) of ([\d,]+) applied", details["lag-p99"])
     assert applied and applied[1] == applied[2], details["lag-p99"]
+    assert re.match(r"2,000 rows in [\d.]+ s, peak memory \d+ MiB", details["import"])
     for match in matches:
         assert match is not None
         assert float(match["value"].replace(",", "")) > 0

@@ -14,6 +14,7 @@ from app.devtools.bench.database import (
     bench_can_send,
     bench_classify,
     bench_export,
+    bench_import,
     bench_intake,
     bench_worker,
     fill_audit_rows,
@@ -30,6 +31,7 @@ BENCHMARKS: dict[str, Callable[[Context, str], list[Figure]]] = {
     "export": bench_export,
     "classify": bench_classify,
     "intake": bench_intake,
+    "import": bench_import,
 }
 
 

@@ -57,11 +57,12 @@ class Size:
     receiver_clients: int
     lag_rate: float
     lag_seconds: float
+    import_rows: int
 
 
 SIZES = {
-    "tiny": Size(400, 200, 2_000, 1.0, 4, 40.0, 2.0),
-    "full": Size(100_000, 10_000, 1_000_000, 8.0, 16, 1_000.0, 60.0),
+    "tiny": Size(400, 200, 2_000, 1.0, 4, 40.0, 2.0, 2_000),
+    "full": Size(100_000, 10_000, 1_000_000, 8.0, 16, 1_000.0, 60.0, 1_000_000),
 }
 
 

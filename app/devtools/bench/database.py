@@ -8,7 +8,10 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -287,25 +290,27 @@ def fill_audit_rows(conn: psycopg.Connection, rows: int, text: str = "STOP") -> 
 
 # Runs the export in a fresh interpreter and prints its peak resident memory. VmHWM, not
 # getrusage: that would count the benchmark process's own memory, inherited at fork.
-_EXPORT_AND_REPORT = """
-import os, sys
+_RUN_AND_REPORT = """
+import sys
 from app.cli import main
-main(["export", "audit", "--output", os.devnull, *sys.argv[1:]], standalone_mode=False)
+main(sys.argv[1:], standalone_mode=False)
 status = open("/proc/self/status").read()
 print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
 """
 
 
-def _export_peak_rss_mib(url: str, *args: str) -> float:
-    """Peak resident memory of `optout-sync export audit` run as its own process."""
+def _cli_run(url: str, *args: str) -> tuple[float, float]:
+    """Seconds and peak resident memory (MiB) of an optout-sync command run as its own
+    process."""
+    started = time.perf_counter()
     completed = subprocess.run(
-        [sys.executable, "-c", _EXPORT_AND_REPORT, *args],
+        [sys.executable, "-c", _RUN_AND_REPORT, *args],
         env={**os.environ, "DATABASE_URL": url},
         capture_output=True,
         text=True,
         check=True,
     )
-    return int(completed.stdout.split()[-1]) / 1024  # kB
+    return time.perf_counter() - started, int(completed.stdout.split()[-1]) / 1024  # kB
 
 
 def bench_export(ctx: Context, url: str) -> list[Figure]:
@@ -326,8 +331,9 @@ def bench_export(ctx: Context, url: str) -> list[Figure]:
 
         ours_s = min(timed(ours) for _ in range(3))
         raw_s = min(timed(raw) for _ in range(3))
-    every = _export_peak_rss_mib(url)
-    none = _export_peak_rss_mib(url, "--since", "2999-01-01T00:00:00Z")
+    export = ("export", "audit", "--output", os.devnull)
+    every = _cli_run(url, *export)[1]
+    none = _cli_run(url, *export, "--since", "2999-01-01T00:00:00Z")[1]
     return [
         Figure(
             "export",
@@ -338,5 +344,75 @@ def bench_export(ctx: Context, url: str) -> list[Figure]:
             higher_is_better=True,
             detail=f"{rows:,} rows in {ours_s:.2f} s; peak memory {every:.0f} MiB,"
             f" {none:.0f} MiB exporting nothing",
+        )
+    ]
+
+
+# --- import ------------------------------------------------------------------------------------
+
+IMPORT_HEADER = (
+    "phone_number,messaging_profile_id,action,occurred_at,channel,evidence_consent_text,"
+    "evidence_capture_url\n"
+)
+
+
+def write_import_file(path: Path, rows: int) -> None:
+    """Another platform's list: four opt-outs to each web-form opt-in (with its wording), over
+    two profiles and a year; one row in twenty is a number seen before, later."""
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    numbers = phone_numbers(rows)
+    with path.open("w", encoding="utf-8") as file:
+        file.write(IMPORT_HEADER)
+        for index in range(rows):
+            number = numbers[index // 2 if index % 20 == 19 else index]
+            when = (start + timedelta(seconds=index * 31_536_000 // rows)).isoformat()
+            profile = "bench-a" if index % 3 else "bench-b"
+            if index % 5 == 4:
+                file.write(
+                    f"{number},{profile},opt_in,{when},web_form,"
+                    "Yes! Send me offers by text. Msg & data rates may apply. Reply STOP to"
+                    " stop.,https://example.com/join\n"
+                )
+            else:
+                file.write(f"{number},{profile},opt_out,{when},,,\n")
+
+
+def bench_import(ctx: Context, url: str) -> list[Figure]:
+    """`optout-sync import consent` of a CSV list as its own process (checked, staged, applied
+    and audited) vs a raw COPY of the same file into a bare table."""
+    rows = ctx.size.import_rows
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "consent.csv"
+        write_import_file(path, rows)
+        ours, peak = _cli_run(url, "import", "consent", str(path))
+        with psycopg.connect(url) as conn:
+            (audited,) = conn.execute("SELECT count(*) FROM audit_log").fetchone()  # type: ignore[misc]
+            if audited != rows:
+                raise RuntimeError(f"the import wrote {audited:,} audit rows for {rows:,}")
+            conn.execute(
+                "CREATE TABLE raw_import (phone_number text, messaging_profile_id text,"
+                " action text, occurred_at timestamptz, channel text, consent_text text,"
+                " capture_url text)"
+            )
+
+            def raw() -> None:
+                with (
+                    conn.cursor().copy("COPY raw_import FROM STDIN (FORMAT csv, HEADER)") as copy,
+                    path.open("rb") as file,
+                ):
+                    while chunk := file.read(1 << 20):
+                        copy.write(chunk)
+                conn.commit()
+
+            baseline = timed(raw)
+    return [
+        Figure(
+            "import",
+            rows / ours,
+            "rows/s",
+            "raw COPY",
+            rows / baseline,
+            higher_is_better=True,
+            detail=f"{rows:,} rows in {ours:.1f} s, peak memory {peak:.0f} MiB",
         )
     ]
