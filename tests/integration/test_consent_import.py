@@ -96,3 +96,14 @@ def test_jsonl_rows_carry_evidence_objects(
     with psycopg.connect(url) as conn:
         (body,) = conn.execute("SELECT body FROM consent_evidence").fetchone()  # type: ignore[misc]
     assert json.loads(bytes(body)) == {"consent_text": "Yes", "reference": "s3://forms/123.png"}
+
+
+def test_a_row_repeated_in_the_file_is_applied_once(
+    make_database: Callable[[], str], tmp_path: Path
+) -> None:
+    url = make_database()
+    path = tmp_path / "list.csv"
+    path.write_text(HEADER + ROWS[0] + ROWS[1] + ROWS[0])
+    code, out, _ = run(url, str(path))
+    assert code == 0 and out.startswith("3 rows: 2 were applied, 0 superseded by newer facts, 1")
+    assert [row[0] for row in audit(url)] == ["+13125550201", "+13125550202"]
