@@ -36,7 +36,9 @@ except KeywordsFileError as exc:
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-timeout = 30
+# A sync worker is silent for as long as its request runs: the changes feed's long poll
+# may wait 30 s (spec §11), so the watchdog waits longer.
+timeout = 45
 keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG") or None
 

@@ -27,6 +27,7 @@ from app.cli.common import (
             "classify",
             "intake",
             "import",
+            "changes",
             "all",
         ]
     ),

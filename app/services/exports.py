@@ -139,6 +139,11 @@ def _select_expression(column: Column, safe: bool, fmt: str) -> str:
     return column.expression
 
 
+def audit_select(fmt: str = "jsonl") -> str:
+    """The audit export's columns as a SELECT list, formatted as the export formats them."""
+    return ", ".join(f'{_select_expression(c, False, fmt)} AS "{c.name}"' for c in AUDIT_COLUMNS)
+
+
 def build_query(request: ExportRequest) -> tuple[sql.Composed, dict[str, object]]:
     """The SELECT of an export (filters bound as parameters)."""
     table, columns, time_column, order = _KINDS[request.kind]

@@ -28,7 +28,7 @@ from app.config import ApiToken, Role, WebSettings
 from app.consent.intake import IntakeError, parse_request
 from app.consent.phones import InvalidPhoneNumber, to_e164, to_our_number
 from app.consent.scopes import Scopes, ScopesSource
-from app.services import exports, intake, lookup
+from app.services import changes, exports, intake, lookup
 from app.store.db import API, get_pool
 from app.telnyx.events import InvalidPayload, parse_timestamp
 
@@ -280,6 +280,32 @@ def consent_evidence(seq: int) -> Response:
     if evidence is None:
         abort(_error(404, f"audit row {seq} has no evidence"))
     return Response(evidence, mimetype="application/json")
+
+
+def _query_number(name: str, default: float, low: float, high: float, kind: type = int) -> Any:
+    """A numeric query parameter within [low, high], or BadRequest naming it."""
+    value = request.args.get(name)
+    if value is None:
+        return default
+    try:
+        number = kind(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be {'an integer' if kind is int else 'a number'}") from None
+    if not low <= number <= high:
+        raise BadRequest(f"{name} must be between {low:g} and {high:g}, got {value}")
+    return number
+
+
+@bp.get("/changes")
+@requires(Role.READ)
+def list_changes() -> Response:
+    """Audit rows after ``after``, in seq order; ``wait`` long-polls when none is newer."""
+    after = _query_number("after", 0, 0, 2**63 - 1)
+    limit = _query_number("limit", changes.DEFAULT_LIMIT, 1, changes.MAX_LIMIT)
+    wait = _query_number("wait", 0, 0, changes.MAX_WAIT_SECONDS, kind=float)
+    found = changes.wait_for_page(_connection, after, limit, wait)
+    body = f'{{"changes":{found.changes_json},"next":{found.next}}}'
+    return Response(body, mimetype="application/json")
 
 
 # The API's description (OpenAPI 3.1), shipped beside this module; tests hold the real

@@ -38,6 +38,7 @@ def test_bench_prints_each_figure_with_its_baseline_and_ratio(servers: dict[str,
         "classify-new",
         "intake",
         "import",
+        "changes",
     ]
     details = {m["name"]: m["detail"] for m in matches if m}
     # Every signed event the real app got was recorded (answered 200), and every one of the

@@ -170,6 +170,8 @@ CALLS = [
         403,
     ),
     ("GET", "/v1/consent/evidence/999999", {}, None, ADMIN, 404),
+    ("GET", "/v1/changes", {"after": "0", "limit": "2"}, None, READ, 200),
+    ("GET", "/v1/changes", {"after": "999999", "wait": "0.1"}, None, READ, 200),
 ]
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from app.devtools.bench.common import SIZES, Context, Figure, scratch_database
 from app.devtools.bench.database import (
     bench_can_send,
+    bench_changes,
     bench_classify,
     bench_export,
     bench_import,
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[Context, str], list[Figure]]] = {
     "classify": bench_classify,
     "intake": bench_intake,
     "import": bench_import,
+    "changes": bench_changes,
 }
 
 
