@@ -10,6 +10,10 @@ APPLY_PENDING_TASK = "optout_sync.apply_pending"
 SWEEP_TASK = "optout_sync.sweep"
 PRUNE_TASK = "optout_sync.prune_inbox"
 RECONCILE_TASK = "optout_sync.reconcile"
+DELIVER_TASK = "optout_sync.deliver_webhooks"
+# Retries come due on their schedule, and audit rows written outside the worker (the API,
+# the CLI) have no applied batch to trigger delivery: beat looks this often.
+DELIVER_INTERVAL_SECONDS = 2.0
 
 # Longer than any task can run (task_time_limit), so Redis never re-delivers a task that is
 # still running; a task lost with its worker comes back after this, and the sweeper covers it
@@ -25,6 +29,11 @@ def build(settings: Settings) -> dict[str, Any]:
             "task": SWEEP_TASK,
             "schedule": float(settings.sweep_interval_seconds),
             "options": {"queue": queue, "expires": float(settings.sweep_interval_seconds)},
+        },
+        "deliver-webhooks": {
+            "task": DELIVER_TASK,
+            "schedule": DELIVER_INTERVAL_SECONDS,
+            "options": {"queue": queue, "expires": DELIVER_INTERVAL_SECONDS},
         },
         # Hourly: each run removes about an hour's worth of old events, in batches.
         "prune-inbox": {

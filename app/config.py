@@ -54,6 +54,15 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    text = env.get(name, "").strip().lower()
+    if text in ("", "0", "false", "no"):
+        return False
+    if text in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{name} must be true or false, got {text!r}")
+
+
 class Role(StrEnum):
     """What a bearer token may do (spec §13): each role can do what the ones before it can."""
 
@@ -115,6 +124,8 @@ class Settings:
     webhook_retention_days: int = 90
     reconcile_interval_seconds: int = 0  # 0: beat does not reconcile
     consent_scopes: str = ""  # CONSENT_SCOPES as given: inline JSON or a file's path
+    # Outbound webhooks may go to http:// and private addresses (receivers on this machine).
+    endpoints_allow_private: bool = False
     dev_mode: bool = False
 
     @classmethod
@@ -151,6 +162,7 @@ class Settings:
             webhook_retention_days=_int(env, "WEBHOOK_RETENTION_DAYS", 90, minimum=1),
             celery_queue=env.get("CELERY_QUEUE", "").strip() or "optout-sync",
             consent_scopes=env.get("CONSENT_SCOPES", "").strip(),
+            endpoints_allow_private=_flag(env, "ENDPOINTS_ALLOW_PRIVATE"),
             dev_mode=env.get("OPTOUT_SYNC_DEV", "").strip() in ("1", "true", "yes"),
         )
 

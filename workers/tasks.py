@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -12,7 +14,8 @@ from celery.signals import worker_ready
 from psycopg_pool import PoolTimeout
 
 from app import celery_config
-from app.services import apply_events, operations
+from app.outbound.sender import Sender
+from app.services import apply_events, operations, outbound
 from app.store.db import WORKER, get_pool
 from workers.celery_app import celery, rules, settings
 
@@ -47,6 +50,8 @@ def apply_pending(self: object) -> dict[str, int]:
     result = _drain()
     if result.out_of_time:  # more may be waiting: carry on in a fresh task
         apply_pending.apply_async()
+    if result.processed:  # their audit rows may have webhooks to send
+        deliver_webhooks.apply_async()
     return {"claimed": result.claimed, "processed": result.processed, "failed": result.failed}
 
 
@@ -129,3 +134,34 @@ def reconcile_with_telnyx() -> str:
         result = record_missing(conn, items)
     log.info("reconciled %d opt-outs from Telnyx: %s", len(items), result.summary())
     return result.summary()
+
+
+# Outbound webhooks: threads per worker process sending at once, each batch claimed for
+# them all; a fresh executor and sender per process (threads do not survive a fork).
+DELIVERY_THREADS = 16
+
+
+@functools.cache
+def _delivery() -> tuple[Sender, ThreadPoolExecutor]:
+    return Sender(settings.endpoints_allow_private), ThreadPoolExecutor(DELIVERY_THREADS)
+
+
+@celery.task(name=celery_config.DELIVER_TASK, acks_late=True, ignore_result=True)
+def deliver_webhooks() -> dict[str, int]:
+    """Send the due outbox rows: after every applied batch, and on beat's schedule for
+    retries and for audit rows written by the web process or the CLI."""
+    sender, executor = _delivery()
+    try:
+        outcomes, more = outbound.deliver_all_due(
+            get_pool(settings.database_url, WORKER),
+            sender,
+            executor,
+            batch=DELIVERY_THREADS * 4,
+            time_budget=60.0,
+        )
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        log.warning("webhook delivery skipped, database unavailable: %s", exc)
+        return {}
+    if more:
+        deliver_webhooks.apply_async()
+    return dict(outcomes)

@@ -12,6 +12,7 @@ from app.cli import (
     consent_import,
     db,
     dev,
+    endpoints,
     events,
     export,
     reconcile,
@@ -38,5 +39,6 @@ for command in (
     bench.bench,
     audit.audit,
     consent_import.import_,
+    endpoints.endpoints,
 ):
     main.add_command(command)

@@ -54,6 +54,8 @@ def dev(port: int | None) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["OPTOUT_SYNC_DEV"] = "1"
+    # Receivers under development listen on this machine, often without TLS.
+    env.setdefault("ENDPOINTS_ALLOW_PRIVATE", "true")
     env.setdefault("LOG_FORMAT", "text")  # readable on a terminal; still masked
     env["DATA_DIR"] = str(data_dir)
     env["PORT"] = str(port or settings.port)

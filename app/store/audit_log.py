@@ -26,7 +26,7 @@ from app.consent.audit_chain import (
     verify_rows,
 )
 from app.consent.values import Action, Source
-from app.store import counters
+from app.store import counters, outbox
 
 AUDIT_CHAIN_LOCK_KEY = 0x6F7074_617564  # "opt" "aud"
 
@@ -75,6 +75,8 @@ def append(conn: psycopg.Connection, entries: Sequence[AuditEntry]) -> list[int]
             prev_hash = digest
             seqs.append(seq)
     counters.add(conn, _counts(entries, recorded_at))
+    # In the same transaction: a committed audit row is always announced (spec §11).
+    outbox.enqueue(conn, seqs[0], seqs[-1])
     return seqs
 
 

@@ -1,0 +1,233 @@
+"""Outbound webhooks (spec §11) against a real PostgreSQL and a real HTTP receiver: the outbox
+is written with the audit rows, deliveries are signed as Standard Webhooks (verified by the
+reference library), retried on the schedule, and settled."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from psycopg_pool import ConnectionPool
+from standardwebhooks.webhooks import Webhook
+
+from app.cli import main
+from app.consent.intake import ConsentRecord
+from app.consent.values import Channel
+from app.outbound.sender import Sender
+from app.services import intake, outbound
+from tests.webhook_receiver import Receiver, webhook_receiver
+
+
+@pytest.fixture
+def url(make_database: Callable[[], str]) -> str:
+    return make_database()
+
+
+@pytest.fixture
+def pool(url: str) -> Iterator[ConnectionPool]:
+    with ConnectionPool(url, min_size=1, max_size=2, open=True) as opened:
+        yield opened
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with webhook_receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def executor() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(4) as threads:
+        yield threads
+
+
+def consent(
+    url: str, number: str, action: str = "opt_out", profile: str = "crm", minutes: int = 0
+) -> None:
+    evidence = b'{"consent_text":"Yes"}' if action == "opt_in" else None
+    digest = hashlib.sha256(evidence).hexdigest() if evidence else None
+    record = ConsentRecord(
+        number,
+        profile,
+        action,
+        datetime(2026, 5, 1, tzinfo=UTC) + timedelta(minutes=minutes),
+        Channel.AGENT,
+        None,
+        evidence,
+        digest,
+    )
+    with psycopg.connect(url) as conn, conn.transaction():
+        intake.apply_records(conn, [record])
+
+
+def add(
+    url: str, target: str, types: list[str] | None = None, profile: str | None = None
+) -> outbound.NewEndpoint:
+    with psycopg.connect(url) as conn, conn.transaction():
+        return outbound.add_endpoint(conn, target, types, profile, allow_private=True)
+
+
+def outbox_rows(url: str) -> list[tuple[int, str, str, int]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT audit_seq, event_type, status, attempts FROM outbox ORDER BY id"
+        ).fetchall()
+
+
+def test_an_opt_out_reaches_the_receiver_signed_as_a_standard_webhook(
+    url: str, pool: ConnectionPool, receiver: Receiver, executor: ThreadPoolExecutor
+) -> None:
+    endpoint = add(url, receiver.url)
+    consent(url, "+13125550301")
+    assert outbox_rows(url) == [(1, "consent.opted_out", "pending", 0)]
+
+    run = outbound.deliver_due(pool, Sender(allow_private=True), executor, batch=10)
+    assert run.outcomes == {"delivered": 1}
+    (got,) = receiver.received
+    payload = Webhook(endpoint.secret).verify(got.body, got.headers)
+    assert payload["type"] == "consent.opted_out"
+    assert payload["timestamp"] == payload["data"]["recorded_at"]
+    assert payload["data"]["seq"] == 1 and payload["data"]["phone_number"] == "+13125550301"
+    assert payload["data"]["channel"] == "agent" and payload["data"]["new_status"] == "opted_out"
+    assert got.headers["webhook-id"] == f"msg_{endpoint.id.removeprefix('ep_')}_1"
+    assert outbox_rows(url) == [(1, "consent.opted_out", "delivered", 1)]
+    # A forged body does not verify.
+    with pytest.raises(Exception, match="signature"):
+        Webhook(endpoint.secret).verify(got.body.replace(b"301", b"302"), got.headers)
+
+
+def test_a_failing_receiver_is_retried_on_the_schedule_and_each_id_delivered_once(
+    url: str, pool: ConnectionPool, receiver: Receiver, executor: ThreadPoolExecutor
+) -> None:
+    add(url, receiver.url)
+    for index in range(3):
+        consent(url, f"+1312555031{index}")
+    receiver.answers = [500, 503, 500]  # down for the first round
+    sender = Sender(allow_private=True)
+
+    first = outbound.deliver_due(pool, sender, executor, batch=10)
+    assert first.outcomes == {"retrying": 3}
+    with psycopg.connect(url) as conn:
+        waits = conn.execute(
+            "SELECT extract(epoch FROM next_attempt_at - clock_timestamp()) FROM outbox"
+        ).fetchall()
+        (last_error,) = conn.execute("SELECT DISTINCT last_error FROM outbox").fetchone()  # type: ignore[misc]
+    assert all(3.5 < float(wait) <= 5 for (wait,) in waits)  # the schedule's first step
+    assert last_error.startswith("HTTP 5")
+    assert outbound.deliver_due(pool, sender, executor, batch=10).attempted == 0  # not yet due
+
+    time.sleep(5)
+    assert outbound.deliver_due(pool, sender, executor, batch=10).outcomes == {"delivered": 3}
+    ids = [r.headers["webhook-id"] for r in receiver.received]
+    assert len(ids) == 6 and len(set(ids)) == 3  # the retry carried the same ids
+    delivered = [r.headers["webhook-id"] for r in receiver.delivered()]
+    assert sorted(delivered) == sorted(set(ids))  # and each id was delivered once
+    assert [row[2:] for row in outbox_rows(url)] == [("delivered", 2)] * 3
+
+
+def test_410_disables_the_endpoint(
+    url: str, pool: ConnectionPool, receiver: Receiver, executor: ThreadPoolExecutor
+) -> None:
+    endpoint = add(url, receiver.url)
+    consent(url, "+13125550320")
+    receiver.answers = [410]
+    assert outbound.deliver_due(pool, Sender(allow_private=True), executor, batch=10).outcomes == {
+        "gone": 1
+    }
+    with psycopg.connect(url) as conn:
+        (listed,) = outbound.list_endpoints(conn)
+    assert listed["id"] == endpoint.id and listed["enabled"] is False
+    assert listed["disabled_reason"] == "the receiver answered 410 Gone"
+    consent(url, "+13125550321")  # a disabled endpoint gets no new webhooks
+    assert [row[2] for row in outbox_rows(url)] == ["failed"]
+
+
+def test_types_profiles_and_superseded_rows_decide_what_is_announced(url: str) -> None:
+    add(url, "http://127.0.0.1:9/opt-ins", types=["consent.opted_in"])
+    add(url, "http://127.0.0.1:9/other-profile", profile="elsewhere")
+    consent(url, "+13125550330", "opt_out", minutes=10)
+    consent(url, "+13125550330", "opt_in", minutes=5)  # older than the opt-out: superseded
+    consent(url, "+13125550331", "opt_in")
+    assert [(seq, kind) for seq, kind, _, _ in outbox_rows(url)] == [(3, "consent.opted_in")]
+
+
+def test_replay_sends_again_with_the_same_ids(
+    url: str, pool: ConnectionPool, receiver: Receiver, executor: ThreadPoolExecutor
+) -> None:
+    endpoint = add(url, receiver.url)
+    consent(url, "+13125550340")
+    sender = Sender(allow_private=True)
+    outbound.deliver_due(pool, sender, executor, batch=10)
+    result = CliRunner().invoke(
+        main,
+        ["endpoints", "replay", endpoint.id, "--since", "2000-01-01"],
+        env={"DATABASE_URL": url},
+    )
+    assert result.exit_code == 0 and "1 webhooks queued" in result.output
+    outbound.deliver_due(pool, sender, executor, batch=10)
+    first, again = receiver.received
+    assert first.headers["webhook-id"] == again.headers["webhook-id"] and first.body == again.body
+
+    attempts = CliRunner().invoke(
+        main, ["endpoints", "attempts", endpoint.id], env={"DATABASE_URL": url}
+    )
+    assert attempts.output.count("consent.opted_out  attempt 1  HTTP 200") == 2
+
+
+def test_the_cli_adds_tests_lists_and_removes_an_endpoint(url: str, receiver: Receiver) -> None:
+    env = {"DATABASE_URL": url, "ENDPOINTS_ALLOW_PRIVATE": "true"}
+    added = CliRunner().invoke(main, ["endpoints", "add", receiver.url], env=env)
+    assert added.exit_code == 0, added.output
+    endpoint_id = added.output.split()[1]
+    secret = added.output.split()[3]
+    assert endpoint_id.startswith("ep_") and secret.startswith("whsec_")
+
+    tested = CliRunner().invoke(main, ["endpoints", "test", endpoint_id], env=env)
+    assert tested.exit_code == 0 and tested.output.startswith("HTTP 200 in ")
+    ping = Webhook(secret).verify(receiver.received[0].body, receiver.received[0].headers)
+    assert ping["type"] == "ping" and ping["data"] == {"endpoint_id": endpoint_id}
+
+    listed = CliRunner().invoke(main, ["endpoints", "list"], env=env)
+    assert f"{endpoint_id}  {receiver.url}  types=all  profile=all  enabled" in listed.output
+    removed = CliRunner().invoke(main, ["endpoints", "remove", endpoint_id], env=env)
+    assert removed.exit_code == 0
+    gone = CliRunner().invoke(main, ["endpoints", "remove", endpoint_id], env=env)
+    assert gone.exit_code == 1 and f"no endpoint {endpoint_id}" in gone.output
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("http://example.com/hook", "must use https"),
+        ("https://127.0.0.1/hook", "127.0.0.1, a loopback address"),
+        ("https://localhost/hook", "a loopback address"),
+        ("https://10.1.2.3/hook", "a private address"),
+        ("https://169.254.169.254/latest/meta-data", "a link-local (cloud metadata) address"),
+        ("https://[::1]/hook", "a loopback address"),
+        ("https://user:pw@example.com/hook", "must not carry a user name or password"),
+        ("ftp://example.com/hook", "is not an http(s) URL"),
+    ],
+)
+def test_unsafe_urls_are_refused_unless_private_addresses_are_allowed(
+    url: str, target: str, problem: str
+) -> None:
+    result = CliRunner().invoke(main, ["endpoints", "add", target], env={"DATABASE_URL": url})
+    assert result.exit_code == 1 and problem in result.output
+
+
+def test_an_address_is_checked_again_at_delivery(
+    url: str, pool: ConnectionPool, receiver: Receiver, executor: ThreadPoolExecutor
+) -> None:
+    add(url, receiver.url)  # allowed when it was added
+    consent(url, "+13125550350")
+    run = outbound.deliver_due(pool, Sender(allow_private=False), executor, batch=10)
+    assert run.outcomes == {"retrying": 1} and receiver.received == []
+    with psycopg.connect(url) as conn:
+        (error,) = conn.execute("SELECT last_error FROM outbox").fetchone()  # type: ignore[misc]
+    assert error.startswith("unsafe URL:") and "must use https" in error
