@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg
 
-from app.store import counters, inbox
+from app.store import counters, inbox, outbox
 from app.store.inbox import PruneResult
 
 
@@ -23,5 +23,7 @@ def count_swept(conn: psycopg.Connection, claimed: int) -> None:
 
 
 def metrics_exposition(conn: psycopg.Connection) -> str:
-    """Prometheus text of the workers' exact counters and the inbox backlog."""
-    return counters.exposition(conn) + inbox.backlog_exposition(conn)
+    """Prometheus text of the workers' exact counters, the inbox's backlog and the outbox's."""
+    return (
+        counters.exposition(conn) + inbox.backlog_exposition(conn) + outbox.backlog_exposition(conn)
+    )

@@ -163,8 +163,3 @@ def deliver_all_due(
             return total, False
         if time.monotonic() > deadline:
             return total, True
-
-
-def backlog(conn: psycopg.Connection) -> tuple[int, float]:
-    """(webhooks waiting, age in seconds of the oldest)."""
-    return outbox.backlog(conn)

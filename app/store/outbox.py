@@ -15,7 +15,6 @@ from psycopg.rows import dict_row
 from app.outbound.messages import DELIVERED, FAILING_LIMIT, GONE_OUTCOME, TYPE_OF_ACTION
 from app.store import counters
 
-DELIVERIES_METRIC = "optout_sync_deliveries_total"
 _ACTIONS = list(TYPE_OF_ACTION)
 _TYPES = [TYPE_OF_ACTION[action] for action in _ACTIONS]
 
@@ -139,7 +138,7 @@ def record(conn: psycopg.Connection, attempts: Sequence[Attempt]) -> None:
     _settle_endpoints(conn, ordered)
     increments: counters.Increments = defaultdict(float)
     for attempt in ordered:
-        increments[(DELIVERIES_METRIC, f'outcome="{attempt.outcome}"')] += 1
+        increments[(counters.DELIVERIES_METRIC, f'outcome="{attempt.outcome}"')] += 1
     counters.add(conn, increments)
 
 
@@ -185,6 +184,19 @@ def backlog(conn: psycopg.Connection) -> tuple[int, float]:
         " FROM outbox WHERE status = 'pending'"
     ).fetchone()  # type: ignore[misc]
     return int(count), float(oldest)
+
+
+def backlog_exposition(conn: psycopg.Connection) -> str:
+    """Prometheus gauges for the webhooks waiting to be delivered (a partial index)."""
+    pending, oldest = backlog(conn)
+    return (
+        "# HELP optout_sync_outbox_pending Outbound webhooks waiting to be delivered.\n"
+        "# TYPE optout_sync_outbox_pending gauge\n"
+        f"optout_sync_outbox_pending {pending}\n"
+        "# HELP optout_sync_outbox_oldest_seconds Age of the oldest webhook waiting.\n"
+        "# TYPE optout_sync_outbox_oldest_seconds gauge\n"
+        f"optout_sync_outbox_oldest_seconds {oldest:.3f}\n"
+    )
 
 
 def attempts_of(conn: psycopg.Connection, endpoint_id: str, limit: int) -> list[dict[str, Any]]:

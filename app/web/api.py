@@ -28,7 +28,8 @@ from app.config import ApiToken, Role, WebSettings
 from app.consent.intake import IntakeError, parse_request
 from app.consent.phones import InvalidPhoneNumber, to_e164, to_our_number
 from app.consent.scopes import Scopes, ScopesSource
-from app.services import changes, exports, intake, lookup
+from app.outbound.sender import Sender
+from app.services import changes, exports, intake, lookup, outbound
 from app.store.db import API, get_pool
 from app.telnyx.events import InvalidPayload, parse_timestamp
 
@@ -306,6 +307,98 @@ def list_changes() -> Response:
     found = changes.wait_for_page(_connection, after, limit, wait)
     body = f'{{"changes":{found.changes_json},"next":{found.next}}}'
     return Response(body, mimetype="application/json")
+
+
+# --- outbound webhook endpoints (spec §11), role admin ----------------------------------------
+
+
+@bp.get("/endpoints")
+@requires(Role.ADMIN)
+def list_endpoints() -> Response:
+    with _connection() as conn:
+        return jsonify(endpoints=_plain(outbound.list_endpoints(conn)))
+
+
+@bp.post("/endpoints")
+@requires(Role.ADMIN)
+def add_endpoint() -> Response:
+    """Add a receiver; the answer holds its signing secret, shown this once."""
+    settings: WebSettings = current_app.config["SETTINGS"]
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("url"), str):
+        raise BadRequest('body must be a JSON object with "url"')
+    types = body.get("types")
+    if types is not None and not (
+        isinstance(types, list) and all(isinstance(t, str) for t in types)
+    ):
+        raise BadRequest("types must be a list of webhook types")
+    profile = body.get("messaging_profile_id")
+    if profile is not None:
+        profile = _profile(profile)
+    with _connection() as conn, conn.transaction():
+        try:
+            endpoint = outbound.add_endpoint(
+                conn, body["url"], types, profile, settings.endpoints_allow_private
+            )
+        except ValueError as exc:  # an unsafe URL or an unknown type, named
+            raise BadRequest(str(exc)) from None
+    return make_response(jsonify(id=endpoint.id, secret=endpoint.secret), 201)
+
+
+def _endpoint_call(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except outbound.EndpointError as exc:
+        abort(_error(404, str(exc)))
+
+
+@bp.delete("/endpoints/<endpoint_id>")
+@requires(Role.ADMIN)
+def remove_endpoint(endpoint_id: str) -> Response:
+    with _connection() as conn, conn.transaction():
+        _endpoint_call(lambda: outbound.remove_endpoint(conn, endpoint_id))
+    return Response(status=204)
+
+
+@bp.post("/endpoints/<endpoint_id>/test")
+@requires(Role.ADMIN)
+def test_endpoint(endpoint_id: str) -> Response:
+    """Send a signed ping now; the answer says what the receiver answered."""
+    settings: WebSettings = current_app.config["SETTINGS"]
+    sender = Sender(settings.endpoints_allow_private)
+    with _connection() as conn:
+        answer = _endpoint_call(lambda: outbound.send_ping(conn, endpoint_id, sender))
+    return jsonify(
+        status=answer.status,
+        error=answer.error,
+        body=answer.body,
+        milliseconds=round(answer.seconds * 1000),
+    )
+
+
+@bp.get("/endpoints/<endpoint_id>/attempts")
+@requires(Role.ADMIN)
+def endpoint_attempts(endpoint_id: str) -> Response:
+    limit = _query_number("limit", 50, 1, 1000)
+    with _connection() as conn:
+        rows = _endpoint_call(lambda: outbound.attempts(conn, endpoint_id, limit))
+    return jsonify(attempts=_plain(rows))
+
+
+@bp.post("/endpoints/<endpoint_id>/replay")
+@requires(Role.ADMIN)
+def replay_endpoint(endpoint_id: str) -> Response:
+    """Send again every webhook of audit rows recorded since ``since``, with the same ids."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest('body must be a JSON object with "since"')
+    try:
+        since = parse_timestamp(body.get("since"), "since")
+    except InvalidPayload as exc:
+        raise BadRequest(str(exc)) from None
+    with _connection() as conn, conn.transaction():
+        queued = _endpoint_call(lambda: outbound.replay(conn, endpoint_id, since))
+    return jsonify(queued=queued)
 
 
 # The API's description (OpenAPI 3.1), shipped beside this module; tests hold the real

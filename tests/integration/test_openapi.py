@@ -44,7 +44,9 @@ def client(make_database: Callable[[], str], settings: Settings) -> FlaskClient:
         ],
     )
     tokens = parse_api_tokens("read:reader,write:writer,admin:admin")
-    app = create_app(replace(settings, database_url=url, api_tokens=tokens))
+    app = create_app(
+        replace(settings, database_url=url, api_tokens=tokens, endpoints_allow_private=True)
+    )
     return app.test_client()
 
 
@@ -172,6 +174,14 @@ CALLS = [
     ("GET", "/v1/consent/evidence/999999", {}, None, ADMIN, 404),
     ("GET", "/v1/changes", {"after": "0", "limit": "2"}, None, READ, 200),
     ("GET", "/v1/changes", {"after": "999999", "wait": "0.1"}, None, READ, 200),
+    ("POST", "/v1/endpoints", {}, {"url": "http://127.0.0.1:9/hook"}, ADMIN, 201),
+    ("POST", "/v1/endpoints", {}, {"url": "ftp://127.0.0.1/hook"}, ADMIN, 400),
+    ("POST", "/v1/endpoints", {}, {"url": "http://127.0.0.1:9/hook"}, WRITE, 403),
+    ("GET", "/v1/endpoints", {}, None, ADMIN, 200),
+    ("DELETE", "/v1/endpoints/ep_missing", {}, None, ADMIN, 404),
+    ("POST", "/v1/endpoints/ep_missing/test", {}, None, ADMIN, 404),
+    ("GET", "/v1/endpoints/ep_missing/attempts", {}, None, ADMIN, 404),
+    ("POST", "/v1/endpoints/ep_missing/replay", {}, {"since": "2026-01-01T00:00:00Z"}, ADMIN, 404),
 ]
 
 

@@ -8,6 +8,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -17,10 +18,13 @@ from psycopg_pool import ConnectionPool
 from standardwebhooks.webhooks import Webhook
 
 from app.cli import main
+from app.config import Settings, parse_api_tokens
 from app.consent.intake import ConsentRecord
 from app.consent.values import Channel
 from app.outbound.sender import Sender
 from app.services import intake, outbound
+from app.web import create_app
+from tests.integration.test_observability import sample
 from tests.webhook_receiver import Receiver, webhook_receiver
 
 
@@ -231,3 +235,71 @@ def test_an_address_is_checked_again_at_delivery(
     with psycopg.connect(url) as conn:
         (error,) = conn.execute("SELECT last_error FROM outbox").fetchone()  # type: ignore[misc]
     assert error.startswith("unsafe URL:") and "must use https" in error
+
+
+def test_the_api_manages_endpoints_for_admins(
+    url: str, settings: Settings, receiver: Receiver, pool: ConnectionPool
+) -> None:
+    tokens = parse_api_tokens("admin:boss,write:clerk")
+    app = create_app(
+        replace(settings, database_url=url, api_tokens=tokens, endpoints_allow_private=True)
+    )
+    client = app.test_client()
+    admin = {"Authorization": "Bearer boss"}
+    refused = client.post(
+        "/v1/endpoints", json={"url": receiver.url}, headers={"Authorization": "Bearer clerk"}
+    )
+    assert refused.status_code == 403
+    assert refused.get_json() == {"error": "this call needs a token with the admin role"}
+
+    added = client.post(
+        "/v1/endpoints", json={"url": receiver.url, "types": ["consent.opted_out"]}, headers=admin
+    )
+    assert added.status_code == 201
+    endpoint_id, secret = added.get_json()["id"], added.get_json()["secret"]
+    (listed,) = client.get("/v1/endpoints", headers=admin).get_json()["endpoints"]
+    assert listed["id"] == endpoint_id and listed["event_types"] == ["consent.opted_out"]
+    assert "secret" not in listed
+
+    tested = client.post(f"/v1/endpoints/{endpoint_id}/test", headers=admin).get_json()
+    assert tested["status"] == 200 and tested["body"] == "ok" and tested["error"] is None
+    assert Webhook(secret).verify(receiver.received[0].body, receiver.received[0].headers)
+
+    consent(url, "+13125550360")
+    with ThreadPoolExecutor(2) as threads:
+        outbound.deliver_due(pool, Sender(allow_private=True), threads, batch=10)
+    (attempt,) = client.get(f"/v1/endpoints/{endpoint_id}/attempts", headers=admin).get_json()[
+        "attempts"
+    ]
+    assert attempt["status_code"] == 200 and attempt["status"] == "delivered"
+    replayed = client.post(
+        f"/v1/endpoints/{endpoint_id}/replay", json={"since": "2000-01-01T00:00:00Z"}, headers=admin
+    )
+    assert replayed.get_json() == {"queued": 1}
+    assert client.delete(f"/v1/endpoints/{endpoint_id}", headers=admin).status_code == 204
+    assert client.get("/v1/endpoints", headers=admin).get_json() == {"endpoints": []}
+    unsafe = client.post("/v1/endpoints", json={"url": "http://example.invalid/"}, headers=admin)
+    assert unsafe.status_code == 400 and "does not resolve" in unsafe.get_json()["error"]
+
+
+def test_metrics_count_deliveries_and_show_the_backlog(
+    url: str,
+    settings: Settings,
+    pool: ConnectionPool,
+    receiver: Receiver,
+    executor: ThreadPoolExecutor,
+) -> None:
+    add(url, receiver.url)
+    for index in range(3):
+        consent(url, f"+1312555037{index}")
+    client = create_app(replace(settings, database_url=url), {"TESTING": True}).test_client()
+    before = client.get("/metrics").get_data(as_text=True)
+    assert sample(before, "optout_sync_outbox_pending") == 3
+    assert sample(before, "optout_sync_outbox_oldest_seconds") > 0
+
+    receiver.answers = [500]
+    outbound.deliver_due(pool, Sender(allow_private=True), executor, batch=10)
+    after = client.get("/metrics").get_data(as_text=True)
+    assert sample(after, 'optout_sync_deliveries_total{outcome="delivered"}') == 2
+    assert sample(after, 'optout_sync_deliveries_total{outcome="retrying"}') == 1
+    assert sample(after, "optout_sync_outbox_pending") == 1
