@@ -39,6 +39,8 @@ def test_bench_prints_each_figure_with_its_baseline_and_ratio(servers: dict[str,
         "intake",
         "import",
         "changes",
+        "outbound",
+        "outbound-lag-p99",
     ]
     details = {m["name"]: m["detail"] for m in matches if m}
     # Every signed event the real app got was recorded (answered 200), and every one of the

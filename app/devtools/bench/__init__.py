@@ -21,6 +21,7 @@ from app.devtools.bench.database import (
     fill_audit_rows,
 )
 from app.devtools.bench.http import bare_app, bench_lag, bench_receiver
+from app.devtools.bench.outbound import bench_outbound
 
 __all__ = ["BENCHMARKS", "SIZES", "Context", "Figure", "bare_app", "fill_audit_rows", "run"]
 
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[Context, str], list[Figure]]] = {
     "intake": bench_intake,
     "import": bench_import,
     "changes": bench_changes,
+    "outbound": bench_outbound,
 }
 
 

@@ -260,24 +260,19 @@ def _pending(conn: psycopg.Connection) -> int:
     return inbox.count_by_status(conn).get("pending", 0)
 
 
-def bench_lag(ctx: Context, url: str) -> list[Figure]:
-    """Events accepted at a steady rate, by the receiver's own record-then-hand-off code,
-    applied by the Procfile's worker: accepted → applied (audit recorded_at − inbox
-    received_at), against the time accepting took. No HTTP: the load generator would take
-    the two cores the worker needs (the receiver benchmark measures HTTP)."""
+def accept_steadily(
+    conn: psycopg.Connection, env: dict[str, str], bodies: list[bytes], rate: float
+) -> tuple[list[float], float]:
+    """Accept the bodies as the receiver does (record, then hand off to the worker), the
+    first alone until the worker has applied it, the rest at ``rate`` per second; return
+    how long each acceptance took, and the rate reached."""
     from app.config import Settings
     from app.web.handoff import Enqueuer
 
-    servers = _Servers.for_run(url, ctx.broker_url, "lag")
-    size = ctx.size
-    bodies = [
-        encode(stop_payload(number))
-        for number in phone_numbers(int(size.lag_rate * size.lag_seconds) + 1)
-    ]
-    enqueuer = Enqueuer(Settings.from_env(servers.env))
+    enqueuer = Enqueuer(Settings.from_env(env))
     accepting: list[float] = []
 
-    def accept(conn: psycopg.Connection, body: bytes) -> None:
+    def accept(body: bytes) -> None:
         began = time.perf_counter()
         inbox.record_event(
             conn,
@@ -290,21 +285,35 @@ def bench_lag(ctx: Context, url: str) -> list[Figure]:
         enqueuer.request_apply()
         accepting.append(time.perf_counter() - began)
 
+    accept(bodies[0])  # the worker is up once this one is applied
+    _wait_until(lambda: _pending(conn) == 0, 60, "the worker to start")
+    accepting.clear()
+    started = time.perf_counter()
+    for index, body in enumerate(bodies[1:]):
+        delay = started + index / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        accept(body)
+    return accepting, len(accepting) / (time.perf_counter() - started)
+
+
+def bench_lag(ctx: Context, url: str) -> list[Figure]:
+    """Events accepted at a steady rate, by the receiver's own record-then-hand-off code,
+    applied by the Procfile's worker: accepted → applied (audit recorded_at − inbox
+    received_at), against the time accepting took. No HTTP: the load generator would take
+    the two cores the worker needs (the receiver benchmark measures HTTP)."""
+    servers = _Servers.for_run(url, ctx.broker_url, "lag")
+    size = ctx.size
+    bodies = [
+        encode(stop_payload(number))
+        for number in phone_numbers(int(size.lag_rate * size.lag_seconds) + 1)
+    ]
     try:
         with (
             _serving([_procfile()["worker"]], servers.env),
             psycopg.connect(url, autocommit=True) as conn,
         ):
-            accept(conn, bodies[0])  # the worker is up once this one is applied
-            _wait_until(lambda: _pending(conn) == 0, 60, "the worker to start")
-            accepting.clear()
-            started = time.perf_counter()
-            for index, body in enumerate(bodies[1:]):
-                delay = started + index / size.lag_rate - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                accept(conn, body)
-            rate = len(accepting) / (time.perf_counter() - started)
+            accepting, rate = accept_steadily(conn, servers.env, bodies, size.lag_rate)
             _wait_until(lambda: _pending(conn) == 0, 120, "the backlog to drain")
             row = conn.execute(
                 "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),"
