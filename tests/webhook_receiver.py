@@ -4,6 +4,7 @@ statuses a test queues (200 once the queue is empty)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ class Receiver:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.answers: list[int] = []
+        self.delay = 0.0  # seconds before answering: a slow receiver keeps webhooks in flight
         self._lock = threading.Lock()
         receiver = self
 
@@ -29,6 +31,7 @@ class Receiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                time.sleep(receiver.delay)
                 with receiver._lock:
                     status = receiver.answers.pop(0) if receiver.answers else 200
                     headers = {k.lower(): v for k, v in self.headers.items()}
@@ -42,13 +45,20 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/optout"
 
     def delivered(self) -> list[Received]:
         """The requests answered 2xx."""
         with self._lock:
             return [r for r in self.received if 200 <= r.status < 300]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a sender killed mid-request (the fault tests) is expected, not news
 
 
 @contextmanager

@@ -92,6 +92,7 @@ def _sweep_forever(interval: float) -> None:
             if result.claimed:
                 log.info("local sweeper applied %d pending events", result.claimed)
                 _count_sweeper(result.claimed)
+            _deliver()  # webhooks too reach their receivers whatever the broker does
         except Exception as exc:  # the database may be down: try again next interval
             log.warning("local sweeper skipped: %s", exc)
 
@@ -146,22 +147,26 @@ def _delivery() -> tuple[Sender, ThreadPoolExecutor]:
     return Sender(settings.endpoints_allow_private), ThreadPoolExecutor(DELIVERY_THREADS)
 
 
+def _deliver() -> bool:
+    """Send the due webhooks for up to a minute; True if more may be due."""
+    sender, executor = _delivery()
+    return outbound.deliver_all_due(
+        get_pool(settings.database_url, WORKER),
+        sender,
+        executor,
+        batch=DELIVERY_THREADS * 2,  # two rounds at most: within the claim's lease
+        time_budget=60.0,
+    )[1]
+
+
 @celery.task(name=celery_config.DELIVER_TASK, acks_late=True, ignore_result=True)
-def deliver_webhooks() -> dict[str, int]:
+def deliver_webhooks() -> None:
     """Send the due outbox rows: after every applied batch, and on beat's schedule for
     retries and for audit rows written by the web process or the CLI."""
-    sender, executor = _delivery()
     try:
-        outcomes, more = outbound.deliver_all_due(
-            get_pool(settings.database_url, WORKER),
-            sender,
-            executor,
-            batch=DELIVERY_THREADS * 4,
-            time_budget=60.0,
-        )
+        more = _deliver()
     except (psycopg.OperationalError, PoolTimeout) as exc:
         log.warning("webhook delivery skipped, database unavailable: %s", exc)
-        return {}
+        return
     if more:
         deliver_webhooks.apply_async()
-    return dict(outcomes)

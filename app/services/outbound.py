@@ -24,9 +24,10 @@ from app.outbound.sender import Answer, Sender
 from app.services.exports import audit_select
 from app.store import endpoints, outbox
 
-# Long enough for a batch of timed-out attempts (4 rounds of 10 s per thread); a worker
-# that dies mid-batch leaves its webhooks due again after this.
-CLAIM_LEASE = timedelta(minutes=2)
+# Longer than a batch of two rounds of timed-out attempts (2 × 10 s: claim at most twice
+# as many webhooks as there are threads); a worker that dies mid-batch leaves its webhooks
+# due again after this.
+CLAIM_LEASE = timedelta(seconds=45)
 _DATA_COLUMNS = audit_select()
 
 

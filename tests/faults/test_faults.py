@@ -29,13 +29,17 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
+from click.testing import CliRunner
 from nacl.signing import SigningKey
 
+from app.cli import main
 from app.devtools.devstack import EmbeddedPostgres, EmbeddedRedis, free_port
 from app.devtools.simulate import encode, message_received, sign
 from app.devtools.supervisor import Supervisor, read_procfile
+from app.outbound.messages import webhook_id
 from app.store import audit_log, migrations
 from tests.conftest import ROOT, wait_for
+from tests.webhook_receiver import webhook_receiver
 
 EVENTS = 1500
 RATE_PER_SECOND = 250
@@ -69,6 +73,7 @@ class Stack:
             "MAX_ATTEMPTS": "20",
             "DATA_DIR": str(self.root),
             "CELERY_QUEUE": "faults",
+            "ENDPOINTS_ALLOW_PRIVATE": "true",
             "PYTHONUNBUFFERED": "1",
             "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ["PATH"])),
         }
@@ -336,3 +341,58 @@ def test_postgres_stopped_and_restarted_mid_load_loses_nothing(stack: Stack) -> 
     assert unavailable > 0
     assert seen_while_down[200] == 0, seen_while_down
     assert figures["accepted"] + figures["given_up"] == EVENTS
+
+
+def test_worker_and_redis_killed_mid_delivery_lose_no_webhook(stack: Stack) -> None:
+    """Webhooks in flight to a slow receiver when the whole worker and Redis are SIGKILLed:
+    each change still reaches the receiver (at least once, with its one webhook-id)."""
+    profile = f"faults-outbound-{uuid.uuid4().hex[:6]}"
+    with webhook_receiver() as receiver:
+        receiver.delay = 0.05  # 16 threads × 20/s: the backlog outlives the fault
+        env = {"DATABASE_URL": stack.database_url, "ENDPOINTS_ALLOW_PRIVATE": "true"}
+        added = CliRunner().invoke(
+            main, ["endpoints", "add", receiver.url, "--profile", profile], env=env
+        )
+        assert added.exit_code == 0, added.output
+        endpoint = added.output.split()[1]
+
+        def kill_worker_and_redis() -> None:
+            wait_for(lambda: len(receiver.received) > 50, timeout=60, interval=0.05)
+            worker = psutil.Process(stack.worker_pid())
+            for process in [*worker.children(recursive=True), worker]:
+                process.kill()
+            stack.redis.stop(signal.SIGKILL)
+            time.sleep(1)
+            stack.redis.start(stack.redis_port)
+
+        report = stream(stack, profile, kill_worker_and_redis, fault_after=0.5)
+        settle_and_check(stack, profile, report)
+
+        def undelivered() -> int:
+            with psycopg.connect(stack.database_url) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM outbox WHERE endpoint_id = %s AND status <> 'delivered'",
+                    (endpoint,),
+                ).fetchone()
+            return int(row[0]) if row else -1
+
+        wait_for(lambda: undelivered() == 0, timeout=180, interval=0.5)
+        with psycopg.connect(stack.database_url) as conn:
+            seqs = [
+                seq
+                for (seq,) in conn.execute(
+                    "SELECT seq FROM audit_log WHERE messaging_profile_id = %s", (profile,)
+                )
+            ]
+        expected = {webhook_id(endpoint, seq) for seq in seqs}
+        arrived = [r.headers["webhook-id"] for r in receiver.delivered()]
+    assert expected and set(arrived) == expected
+    print(
+        json.dumps(
+            {
+                "webhooks": len(expected),
+                "deliveries": len(arrived),
+                "redelivered": len(arrived) - len(set(arrived)),
+            }
+        )
+    )

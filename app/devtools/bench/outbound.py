@@ -91,7 +91,7 @@ def _deliveries_per_second(ctx: Context, url: str) -> Figure:
         ):
             started = time.perf_counter()
             outcomes, _ = outbound.deliver_all_due(
-                pool, sender, threads, batch=THREADS * 4, time_budget=3600
+                pool, sender, threads, batch=THREADS * 2, time_budget=3600
             )
             ours = time.perf_counter() - started
             body = b'{"type":"consent.opted_out","timestamp":"","data":{}}' * 8
