@@ -303,3 +303,48 @@ def test_metrics_count_deliveries_and_show_the_backlog(
     assert sample(after, 'optout_sync_deliveries_total{outcome="delivered"}') == 2
     assert sample(after, 'optout_sync_deliveries_total{outcome="retrying"}') == 1
     assert sample(after, "optout_sync_outbox_pending") == 1
+
+
+def test_five_days_of_failures_disable_an_endpoint_and_a_success_clears_the_run(
+    url: str, pool: ConnectionPool, receiver: Receiver, executor: ThreadPoolExecutor
+) -> None:
+    endpoint = add(url, receiver.url)
+    sender = Sender(allow_private=True)
+
+    def failing_since(days: float) -> None:  # a run of failures that began that long ago
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "UPDATE endpoints SET failing_since = clock_timestamp() - %s",
+                (timedelta(days=days),),
+            )
+            conn.commit()
+
+    def state() -> tuple[bool, bool, str | None]:
+        with psycopg.connect(url) as conn:
+            (row,) = outbound.list_endpoints(conn)
+        return row["enabled"], row["failing_since"] is not None, row["disabled_reason"]
+
+    consent(url, "+13125550380")
+    receiver.answers = [500]
+    outbound.deliver_due(pool, sender, executor, batch=10)
+    assert state() == (True, True, None)  # a run of failures has begun
+
+    consent(url, "+13125550381")
+    outbound.deliver_due(pool, sender, executor, batch=10)  # answered 200
+    assert state() == (True, False, None)  # a success ends the run
+
+    failing_since(4.9)
+    consent(url, "+13125550382")
+    receiver.answers = [500]
+    outbound.deliver_due(pool, sender, executor, batch=10)
+    assert state() == (True, True, None)  # under five days: still enabled
+
+    failing_since(5.1)
+    consent(url, "+13125550383")
+    receiver.answers = [500] * 3
+    with psycopg.connect(url) as conn:  # the two earlier failures are due again too
+        conn.execute("UPDATE outbox SET next_attempt_at = clock_timestamp()")
+        conn.commit()
+    outbound.deliver_due(pool, sender, executor, batch=10)
+    assert state() == (False, True, "every delivery failed for 5 days")
+    assert len(receiver.received) == 6 and endpoint.id
