@@ -12,6 +12,7 @@ from app.cli import (
     consent_import,
     db,
     dev,
+    drift,
     endpoints,
     events,
     export,
@@ -40,5 +41,6 @@ for command in (
     audit.audit,
     consent_import.import_,
     endpoints.endpoints,
+    drift.drift,
 ):
     main.add_command(command)

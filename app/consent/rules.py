@@ -16,7 +16,7 @@ from app.consent.audit_chain import AuditEntry
 from app.consent.intent import PER_SE
 from app.consent.keywords import HELP, POSSIBLE_OPT_OUT, START, STOP, Verdict
 from app.consent.phones import country_of, is_toll_free
-from app.consent.values import ORDINARY, Action, ReviewState, Source, Status
+from app.consent.values import DRIFT_SOURCES, ORDINARY, Action, ReviewState, Source, Status
 from app.telnyx.events import InboundMessage
 
 CONSENT_FOR_OP = {STOP: Status.OPTED_OUT, START: Status.OPTED_IN}
@@ -153,15 +153,29 @@ def _entry(event: ConsentEvent, **fields: object) -> AuditEntry:
         country=country_of(message.subscriber_number),
         text=storable(message.text) if texted else None,
         autoresponse_type=message.autoresponse_type,
-        telnyx_block=event.verdict.source == Source.TELNYX and event.verdict.op == STOP,
+        telnyx_block=event.verdict.op == STOP
+        and event.verdict.source in (Source.TELNYX, Source.TELNYX_SEND_BLOCK),
         channel=event.channel,
         evidence_sha256=event.evidence_sha256,
         **fields,  # type: ignore[arg-type]
     )
 
 
+def is_drift(entry: AuditEntry) -> bool:
+    """An opt-out learnt from Telnyx (a refused send, its opt-out list) for a number we did
+    not hold as opted out: the sending side would have texted it (spec §12)."""
+    return (
+        entry.action == Action.OPT_OUT
+        and entry.source in DRIFT_SOURCES
+        and not entry.superseded
+        and entry.previous_status != Status.OPTED_OUT
+    )
+
+
 def apply_to_subscriber(event: ConsentEvent, state: SubscriberState, policy: str) -> AuditEntry:
     """Apply one consent event to its subscriber state (in place) and describe it."""
+    if event.verdict.source == Source.TELNYX_SEND_BLOCK:
+        policy = "review"  # an unclear 40300 is for a person to judge, whatever texts do
     op = effective_op(event.verdict, policy)
     if op is None or event.verdict.source is None:
         raise ValueError("an ordinary text changes no consent")

@@ -48,6 +48,12 @@ class Source(StrEnum):
     OPERATOR = "operator"
     RECONCILE = "reconcile"
     API = "api"  # consent recorded through POST /v1/consent or an import
+    TELNYX_SEND_BLOCK = "telnyx_send_block"  # a send refused with 40300 (spec §12)
+
+
+# Opt-outs these sources record that we did not already hold are drift (spec §12): the
+# sending side had a number as textable that Telnyx had blocked.
+DRIFT_SOURCES = frozenset({Source.TELNYX_SEND_BLOCK, Source.RECONCILE})
 
 
 class Channel(StrEnum):

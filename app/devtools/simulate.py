@@ -125,3 +125,48 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float = 10) ->
 
 def encode(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def message_finalized(
+    *,
+    from_number: str,
+    to_number: str,
+    profile_id: str = DEV_PROFILE_ID,
+    error_code: str,
+    title: str | None,
+    detail: str | None,
+) -> dict[str, Any]:
+    """A message.finalized for a text we sent that Telnyx refused with ``error_code``: from
+    our number to the subscriber, as Telnyx reports it."""
+    occurred = datetime.now(UTC).isoformat(timespec="milliseconds")
+    return {
+        "data": {
+            "event_type": "message.finalized",
+            "id": str(uuid.uuid4()),
+            "occurred_at": occurred,
+            "record_type": "event",
+            "payload": {
+                "id": str(uuid.uuid4()),
+                "record_type": "message",
+                "direction": "outbound",
+                "type": "SMS",
+                "messaging_profile_id": profile_id,
+                "from": {"carrier": "Telnyx", "line_type": "Wireless", "phone_number": from_number},
+                "to": [
+                    {
+                        "carrier": "T-Mobile USA",
+                        "line_type": "Wireless",
+                        "phone_number": to_number,
+                        "status": "sending_failed",
+                    }
+                ],
+                "text": "Your order has shipped.",
+                "parts": 1,
+                "encoding": "GSM-7",
+                "errors": [{"code": error_code, "title": title, "detail": detail}],
+                "completed_at": occurred,
+                "tags": [],
+            },
+        },
+        "meta": {"attempt": 1, "delivered_to": None},
+    }

@@ -16,6 +16,7 @@ from typing import TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from app.consent import send_errors
 from app.consent.audit_chain import AuditEntry
 from app.consent.keyword_configs import KeywordEngine
 from app.consent.keywords import POSSIBLE_OPT_OUT, Verdict
@@ -27,10 +28,12 @@ from app.store.db import KeyTaken
 from app.store.inbox import ClaimedEvent
 from app.telnyx.events import (
     MESSAGE_RECEIVED,
+    SEND_REPORTS,
     InboundMessage,
     InvalidPayload,
     parse_envelope,
     parse_inbound_message,
+    parse_send_errors,
 )
 
 log = logging.getLogger(__name__)
@@ -147,6 +150,12 @@ def apply_claimed(
     for event in claimed:
         try:
             envelope = parse_envelope(event.raw_body)
+            if envelope.event_type in SEND_REPORTS:  # spec §12: what a refused send says
+                refused = send_errors.consent_events(parse_send_errors(envelope), event.received_at)
+                items.extend((event.pk, consent_event) for consent_event in refused)
+                if not refused:
+                    done.append((event.pk, inbox.IGNORED, "no consent in its errors"))
+                continue
             if envelope.event_type != MESSAGE_RECEIVED:
                 done.append((event.pk, inbox.IGNORED, envelope.event_type))
                 continue

@@ -8,12 +8,15 @@ from dataclasses import dataclass
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from app.consent import send_errors
 from app.store import inbox
 from app.telnyx.events import (
     MESSAGE_RECEIVED,
+    SEND_REPORTS,
     InvalidPayload,
     parse_envelope,
     parse_inbound_message,
+    parse_send_errors,
 )
 
 
@@ -53,6 +56,15 @@ def read_envelope(body: bytes) -> tuple[str | None, str | None, str, str | None]
         envelope = parse_envelope(body)
     except InvalidPayload as exc:
         return None, None, inbox.INVALID, str(exc)
+    if envelope.event_type in SEND_REPORTS:
+        # Most are receipts without an error: only one whose errors speak of consent waits
+        # for the worker (spec §12).
+        try:
+            refused = send_errors.consent_events(parse_send_errors(envelope), None)
+        except InvalidPayload as exc:
+            return envelope.event_id, envelope.event_type, inbox.INVALID, str(exc)
+        status = inbox.PENDING if refused else inbox.IGNORED
+        return envelope.event_id, envelope.event_type, status, None
     if envelope.event_type != MESSAGE_RECEIVED:
         return envelope.event_id, envelope.event_type, inbox.IGNORED, None
     try:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from app.consent.audit_chain import (
     CHAINED_FIELDS,
@@ -25,7 +26,8 @@ from app.consent.audit_chain import (
     row_hash,
     verify_rows,
 )
-from app.consent.values import Action, Source
+from app.consent.rules import is_drift
+from app.consent.values import DRIFT_SOURCES, Action, Source, Status
 from app.store import counters, outbox
 
 AUDIT_CHAIN_LOCK_KEY = 0x6F7074_617564  # "opt" "aud"
@@ -89,6 +91,8 @@ def _counts(entries: Sequence[AuditEntry], recorded_at: datetime) -> counters.In
     for entry in entries:
         labels = f'action="{entry.action}",source="{entry.source}"'
         increments[(counters.AUDIT_ROWS_METRIC, labels)] += 1
+        if is_drift(entry):
+            increments[(counters.DRIFT_METRIC, f'source="{entry.source}"')] += 1
     return increments
 
 
@@ -165,6 +169,29 @@ def held_text(conn: psycopg.Connection, event_id: str | None) -> tuple[str | Non
         (event_id, Action.POSSIBLE_OPT_OUT),
     ).fetchone()
     return (row[0], row[1]) if row else (None, None)
+
+
+def drift_rows(
+    conn: psycopg.Connection, since: Any = None, profile: str | None = None
+) -> list[dict[str, Any]]:
+    """The audit rows rules.is_drift picks out, oldest first."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(
+            "SELECT seq, recorded_at, messaging_profile_id, phone_number, our_number, source,"
+            "  previous_status, text FROM audit_log"
+            " WHERE action = %(opt_out)s AND source = ANY(%(sources)s) AND NOT superseded"
+            "   AND previous_status IS DISTINCT FROM %(opted_out)s"
+            "   AND (%(since)s::timestamptz IS NULL OR recorded_at >= %(since)s)"
+            "   AND (%(profile)s::text IS NULL OR messaging_profile_id = %(profile)s)"
+            " ORDER BY seq",
+            {
+                "opt_out": Action.OPT_OUT,
+                "sources": sorted(DRIFT_SOURCES),
+                "opted_out": Status.OPTED_OUT,
+                "since": since,
+                "profile": profile,
+            },
+        ).fetchall()
 
 
 @dataclass(frozen=True)

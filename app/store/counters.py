@@ -15,6 +15,7 @@ EVENTS_METRIC = "optout_sync_events_total"
 SWEEPER_METRIC = "optout_sync_sweeper_applied_total"
 RECONCILE_METRIC = "optout_sync_reconcile_total"
 DELIVERIES_METRIC = "optout_sync_deliveries_total"
+DRIFT_METRIC = "optout_sync_drift_total"
 # Seconds from receiving a webhook to applying it. The FCC allows 10 business days; the
 # buckets reach that far but are dense where this service should live: under a second.
 HONORED_BUCKETS = (
@@ -40,6 +41,10 @@ _HELP = {
     EVENTS_METRIC: ("counter", "Inbox events finished by the worker, by status."),
     SWEEPER_METRIC: ("counter", "Events applied by a sweeper rather than by their own task."),
     RECONCILE_METRIC: ("counter", "Opt-outs read from Telnyx's list, by result."),
+    DRIFT_METRIC: (
+        "counter",
+        "Opt-outs learnt from Telnyx that we did not hold (drift), by source.",
+    ),
     DELIVERIES_METRIC: (
         "counter",
         "Outbound webhook attempts, by outcome (delivered, retrying, failed, gone).",

@@ -17,6 +17,10 @@ import orjson
 from app.consent.phones import InvalidPhoneNumber, to_e164, to_our_number
 
 MESSAGE_RECEIVED = "message.received"
+MESSAGE_SENT = "message.sent"
+MESSAGE_FINALIZED = "message.finalized"
+# Reports on messages the organisation sent: their errors may say a recipient opted out.
+SEND_REPORTS = frozenset({MESSAGE_SENT, MESSAGE_FINALIZED})
 
 
 class InvalidPayload(ValueError):
@@ -140,3 +144,64 @@ def parse_inbound_message(envelope: Envelope) -> InboundMessage:
         text=text,
         autoresponse_type=autoresponse if isinstance(autoresponse, str) else None,
     )
+
+
+@dataclass(frozen=True)
+class SendError:
+    """One error Telnyx reported on one recipient of a message we sent."""
+
+    event_id: str
+    message_id: str | None
+    occurred_at: datetime
+    messaging_profile_id: str
+    our_number: str  # payload.from: the number we sent from
+    recipient: str
+    code: str
+    title: str | None
+    detail: str | None
+
+
+def _failed_recipients(recipients: Any) -> list[Any]:
+    """The recipients the errors are about: those whose status says the send failed, or the
+    only recipient when none says so (an error on a one-recipient message is its own)."""
+    if isinstance(recipients, dict | str):
+        recipients = [recipients]
+    if not isinstance(recipients, list):
+        return []
+    failed = [r for r in recipients if isinstance(r, dict) and "fail" in str(r.get("status") or "")]
+    return failed or (recipients if len(recipients) == 1 else [])
+
+
+def parse_send_errors(envelope: Envelope) -> list[SendError]:
+    """The errors of a ``message.sent`` or ``message.finalized``, one per failed recipient
+    and error; [] when it reports none. InvalidPayload when it has errors but lacks what
+    applying them needs."""
+    payload = envelope.data.get("payload")
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict) or not isinstance(errors, list) or not errors:
+        return []
+    errors = [e for e in errors if isinstance(e, dict) and e.get("code") is not None]
+    if not errors:
+        return []
+    occurred_at = parse_timestamp(envelope.data.get("occurred_at"), "data.occurred_at")
+    profile = payload.get("messaging_profile_id")
+    if not isinstance(profile, str) or not profile.strip():
+        raise InvalidPayload("data.payload.messaging_profile_id is missing")
+    our_number = _number(payload.get("from"), "data.payload.from", to_our_number)
+    message_id = payload.get("id")
+    recipients = _failed_recipients(payload.get("to"))
+    return [
+        SendError(
+            event_id=envelope.event_id,
+            message_id=message_id if isinstance(message_id, str) else None,
+            occurred_at=occurred_at,
+            messaging_profile_id=profile.strip(),
+            our_number=our_number,
+            recipient=_number(recipient, "data.payload.to"),
+            code=str(error["code"]).strip(),
+            title=error.get("title") if isinstance(error.get("title"), str) else None,
+            detail=error.get("detail") if isinstance(error.get("detail"), str) else None,
+        )
+        for recipient in recipients
+        for error in errors
+    ]

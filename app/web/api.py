@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from flask import (
@@ -28,12 +28,14 @@ from app.config import ApiToken, Role, WebSettings
 from app.consent.intake import IntakeError, parse_request
 from app.consent.phones import InvalidPhoneNumber, to_e164, to_our_number
 from app.consent.scopes import Scopes, ScopesSource
+from app.consent.send_errors import ReportError, parse_report
 from app.outbound.sender import Sender
-from app.services import changes, exports, intake, lookup, outbound
+from app.services import changes, exports, intake, lookup, outbound, send_errors
 from app.store.db import API, get_pool
 from app.telnyx.events import InvalidPayload, parse_timestamp
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
+T = TypeVar("T")
 MAX_BATCH = 50_000
 
 
@@ -255,18 +257,24 @@ def export_audit() -> Response:
     return response
 
 
+def _parse_body(parse: Callable[[Any, datetime, int], T]) -> T:
+    """The JSON body as ``parse`` reads it, given the time now and the clock tolerance; a
+    problem it names is a 400."""
+    settings: WebSettings = current_app.config["SETTINGS"]
+    try:
+        return parse(
+            request.get_json(silent=True), datetime.now(UTC), settings.webhook_tolerance_seconds
+        )
+    except (IntakeError, ReportError) as exc:
+        raise BadRequest(str(exc)) from None
+
+
 @bp.post("/consent")
 @requires(Role.WRITE)
 def record_consent() -> Response:
     """Consent from any channel (spec §10): all validated first, then applied in one
     transaction before the answer."""
-    settings: WebSettings = current_app.config["SETTINGS"]
-    try:
-        records = parse_request(
-            request.get_json(silent=True), datetime.now(UTC), settings.webhook_tolerance_seconds
-        )
-    except IntakeError as exc:
-        raise BadRequest(str(exc)) from None
+    records = _parse_body(parse_request)
     with _connection() as conn, conn.transaction():
         results = intake.apply_records(conn, records)
     return jsonify(results=[asdict(result) for result in results])
@@ -307,6 +315,17 @@ def list_changes() -> Response:
     found = changes.wait_for_page(_connection, after, limit, wait)
     body = f'{{"changes":{found.changes_json},"next":{found.next}}}'
     return Response(body, mimetype="application/json")
+
+
+@bp.post("/send-errors")
+@requires(Role.WRITE)
+def report_send_error() -> Response:
+    """What a sender got back synchronously from Telnyx's send API (spec §12), applied as a
+    message.finalized carrying the same error would be."""
+    error = _parse_body(parse_report)
+    with _connection() as conn, conn.transaction():
+        result = send_errors.record(conn, error)
+    return jsonify(asdict(result))
 
 
 # --- outbound webhook endpoints (spec §11), role admin ----------------------------------------

@@ -64,24 +64,18 @@ def test_dev_brings_everything_up_applies_a_simulated_stop_and_stops_on_ctrl_c(
             token = banner.split("API token", 1)[1].split()[0]
             assert f"{base}/webhooks/messaging" in banner
 
-            sent = subprocess.run(
-                [
-                    cli,
-                    "simulate",
-                    "--text",
-                    "STOP",
-                    "--from",
-                    "+13125550147",
-                    "--to",
-                    "+17735550188",
-                    "--url",
-                    f"{base}/webhooks/messaging",
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
+            webhook_url = f"{base}/webhooks/messaging"
+
+            def simulate(*args: str) -> subprocess.CompletedProcess[str]:
+                return subprocess.run(
+                    [cli, "simulate", *args, "--to", "+17735550188", "--url", webhook_url],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                )
+
+            sent = simulate("--text", "STOP", "--from", "+13125550147")
             assert sent.returncode == 0, sent.stdout + sent.stderr
             assert '200 {"status":"accepted"}' in sent.stdout
 
@@ -97,6 +91,22 @@ def test_dev_brings_everything_up_applies_a_simulated_stop_and_stops_on_ctrl_c(
                     return False
 
             wait_for(opted_out, timeout=30)
+
+            # A send Telnyx refused because the number had texted STOP: drift.
+            refused = simulate("--finalized-error", "40300", "--from", "+13125550148")
+            assert '200 {"status":"accepted"}' in refused.stdout, refused.stdout + refused.stderr
+
+            def drift_reported() -> str:
+                report = subprocess.run(
+                    [cli, "drift", "report"], env=env, capture_output=True, text=True, timeout=30
+                )
+                return report.stdout if "+13125550148" in report.stdout else ""
+
+            report = wait_for(drift_reported, timeout=30)
+            assert "telnyx_send_block  was unknown  40300 — Blocked due to STOP message" in report
+            assert report.rstrip().endswith(
+                "1 numbers were textable here but opted out at Telnyx: 1 from telnyx_send_block"
+            )
         finally:
             dev.send_signal(signal.SIGINT)
             code = dev.wait(60)

@@ -38,6 +38,11 @@ def test_telnyx_example_payloads_are_fixtures_inside_the_repository() -> None:
     assert sorted(path.stem for path in EXAMPLES.glob("*.json")) == [
         "help",
         "message_finalized",
+        "message_finalized_stop_block",  # these five: Telnyx's documented send errors
+        "message_finalized_toll_free_block",
+        "message_finalized_undeliverable",
+        "message_finalized_unreachable",
+        "message_sent_stop_block",
         "ordinary_message",
         "possible_opt_out",
         "revoke_without_autoresponse",
