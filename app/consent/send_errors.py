@@ -19,9 +19,8 @@ from app.consent.keywords import POSSIBLE_OPT_OUT, STOP, Verdict
 from app.consent.phones import InvalidPhoneNumber, to_e164, to_our_number
 from app.consent.rules import ConsentEvent
 from app.consent.values import Source
-from app.telnyx.events import InboundMessage, SendError
+from app.telnyx.events import SEND_BLOCK_CODE, InboundMessage, SendError
 
-SEND_BLOCK_CODE = "40300"
 OPT_OUT = "send_block"
 UNCLEAR = "send_block_unclear"  # the review reason
 

@@ -21,6 +21,8 @@ MESSAGE_SENT = "message.sent"
 MESSAGE_FINALIZED = "message.finalized"
 # Reports on messages the organisation sent: their errors may say a recipient opted out.
 SEND_REPORTS = frozenset({MESSAGE_SENT, MESSAGE_FINALIZED})
+# The one send error code that can mean the recipient opted out (consent.send_errors).
+SEND_BLOCK_CODE = "40300"
 
 
 class InvalidPayload(ValueError):
@@ -173,14 +175,19 @@ def _failed_recipients(recipients: Any) -> list[Any]:
 
 
 def parse_send_errors(envelope: Envelope) -> list[SendError]:
-    """The errors of a ``message.sent`` or ``message.finalized``, one per failed recipient
-    and error; [] when it reports none. InvalidPayload when it has errors but lacks what
-    applying them needs."""
+    """The 40300 errors of a ``message.sent`` or ``message.finalized``, one per failed
+    recipient and error; [] when it reports none (other codes say nothing about consent,
+    and a receipt that only has those is not read further). InvalidPayload when it has one
+    but lacks what applying it needs."""
     payload = envelope.data.get("payload")
     errors = payload.get("errors") if isinstance(payload, dict) else None
     if not isinstance(payload, dict) or not isinstance(errors, list) or not errors:
         return []
-    errors = [e for e in errors if isinstance(e, dict) and e.get("code") is not None]
+    errors = [
+        e
+        for e in errors
+        if isinstance(e, dict) and str(e.get("code") or "").strip() == SEND_BLOCK_CODE
+    ]
     if not errors:
         return []
     occurred_at = parse_timestamp(envelope.data.get("occurred_at"), "data.occurred_at")

@@ -133,14 +133,17 @@ def test_other_codes_and_clean_receipts_change_nothing(
     client: FlaskClient, signing_key: SigningKey, pool: ConnectionPool, settings: Settings
 ) -> None:
     profile = new_profile()
+    odd = report("message_finalized_undeliverable", profile)
+    odd["data"]["payload"]["from"]["phone_number"] = "not a number"  # not read: no 40300
     answers = deliver(
         client,
         signing_key,
         pool,
         report("message_finalized_undeliverable", profile),
         report("message_finalized", profile),
+        odd,
     )
-    assert answers == ["ignored", "ignored"]  # kept, but nothing for the worker
+    assert answers == ["ignored", "ignored", "ignored"]  # kept, but nothing for the worker
     assert state(settings.database_url or "", profile) == (None, [])
 
 
