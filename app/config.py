@@ -126,6 +126,8 @@ class Settings:
     consent_scopes: str = ""  # CONSENT_SCOPES as given: inline JSON or a file's path
     # Outbound webhooks may go to http:// and private addresses (receivers on this machine).
     endpoints_allow_private: bool = False
+    # Signs the console's sessions (spec §14); without it the console is not served.
+    secret_key: str | None = field(default=None, repr=False)
     dev_mode: bool = False
 
     @classmethod
@@ -163,6 +165,7 @@ class Settings:
             celery_queue=env.get("CELERY_QUEUE", "").strip() or "optout-sync",
             consent_scopes=env.get("CONSENT_SCOPES", "").strip(),
             endpoints_allow_private=_flag(env, "ENDPOINTS_ALLOW_PRIVATE"),
+            secret_key=env.get("SECRET_KEY", "").strip() or None,
             dev_mode=env.get("OPTOUT_SYNC_DEV", "").strip() in ("1", "true", "yes"),
         )
 

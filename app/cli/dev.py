@@ -82,6 +82,8 @@ def dev(port: int | None) -> None:
     # Your own API_TOKENS, or a dev token with the admin role: it can make every call.
     token = settings.api_tokens[0].secret if settings.api_tokens else dev_api_token(data_dir)
     env.setdefault("API_TOKENS", f"admin:{token}")
+    # The console's sessions are signed with it; a dev box makes its own.
+    env.setdefault("SECRET_KEY", secrets.token_hex(32))
 
     with connect(env["DATABASE_URL"], autocommit=True) as conn:
         migrations.upgrade(conn)

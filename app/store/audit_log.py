@@ -194,6 +194,18 @@ def drift_rows(
         ).fetchall()
 
 
+def drift_count(conn: psycopg.Connection) -> int:
+    return len(drift_rows(conn))
+
+
+def head(conn: psycopg.Connection) -> tuple[int, str, datetime] | None:
+    """(seq, hash, recorded_at) of the chain's last row."""
+    row = conn.execute(
+        "SELECT seq, hash, recorded_at FROM audit_log ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    return (row[0], row[1], row[2]) if row else None
+
+
 @dataclass(frozen=True)
 class AuditStats:
     counts: list[tuple[str, str, int]]

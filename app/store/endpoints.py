@@ -54,3 +54,11 @@ def disable(conn: psycopg.Connection, endpoint_id: str, reason: str) -> None:
         "UPDATE endpoints SET enabled = false, disabled_reason = %s WHERE id = %s",
         (reason, endpoint_id),
     )
+
+
+def failing_count(conn: psycopg.Connection) -> int:
+    """Endpoints disabled, or in a run of failed deliveries."""
+    row = conn.execute(
+        "SELECT count(*) FROM endpoints WHERE NOT enabled OR failing_since IS NOT NULL"
+    ).fetchone()
+    return int(row[0]) if row else 0

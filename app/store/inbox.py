@@ -180,6 +180,15 @@ def count_by_status(conn: psycopg.Connection) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
+def count_problems(conn: psycopg.Connection) -> dict[str, int]:
+    """Failed and invalid events, which wait for a person."""
+    rows = conn.execute(
+        "SELECT status, count(*) FROM webhook_events WHERE status IN ('failed', 'invalid')"
+        " GROUP BY status"
+    ).fetchall()
+    return {status: count for status, count in rows}
+
+
 class ReplayRefused(Exception):
     pass
 
@@ -262,12 +271,7 @@ def backlog_exposition(conn: psycopg.Connection) -> str:
         "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(received_at)), 0)"
         " FROM webhook_events WHERE status = 'pending'"
     ).fetchone() or (0, 0)
-    problems: dict[str, int] = dict(
-        conn.execute(
-            "SELECT status, count(*) FROM webhook_events WHERE status IN ('failed', 'invalid')"
-            " GROUP BY status"
-        ).fetchall()
-    )
+    problems = count_problems(conn)
     lines = [
         "# HELP optout_sync_inbox_events Inbox events waiting or needing attention, by status.",
         "# TYPE optout_sync_inbox_events gauge",

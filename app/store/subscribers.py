@@ -164,3 +164,8 @@ def everywhere(conn: psycopg.Connection, number: str) -> list[dict[str, Any]]:
             " WHERE phone_number = %s ORDER BY messaging_profile_id",
             (number,),
         ).fetchall()
+
+
+def count_by_status(conn: psycopg.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT status, count(*) FROM subscribers GROUP BY status").fetchall()
+    return {status: count for status, count in rows}

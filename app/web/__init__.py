@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.config import Settings
 from app.consent.scopes import ScopesSource
-from app.web import api, health, receiver
+from app.web import api, console, health, receiver
 from app.web.handoff import Enqueuer
 
 
@@ -31,6 +31,7 @@ def create_app(
     app.register_blueprint(receiver.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    console.install(app, web_settings)
 
     @app.errorhandler(HTTPException)
     def http_error_as_json(exc: HTTPException) -> Any:

@@ -1,0 +1,88 @@
+"""The console's sessions and forms (spec §14): an admin token opens a signed, HttpOnly,
+SameSite=Strict session; every form needs its CSRF token; without SECRET_KEY there is no
+console."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import pytest
+from flask.testing import FlaskClient
+
+from app.config import Settings, parse_api_tokens
+from app.web import create_app
+from tests.conftest import apply_received, example, fresh_ids, new_profile
+
+ADMIN, READER = "console-admin-secret", "console-reader-secret"
+
+
+@pytest.fixture
+def console(settings: Settings) -> FlaskClient:
+    tokens = parse_api_tokens(f"admin:{ADMIN},read:{READER}")
+    app = create_app(replace(settings, api_tokens=tokens, secret_key="s" * 64), {"TESTING": True})
+    return app.test_client()
+
+
+def csrf(client: FlaskClient, path: str = "/console/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, page
+    return found[1]
+
+
+def log_in(client: FlaskClient, token: str) -> tuple[int, str, str]:
+    answer = client.post("/console/login", data={"token": token, "csrf_token": csrf(client)})
+    return answer.status_code, answer.headers.get("Location", ""), answer.get_data(as_text=True)
+
+
+def test_an_admin_token_opens_a_strict_httponly_session(console: FlaskClient) -> None:
+    assert console.get("/console/").headers["Location"].startswith("/console/login")
+    status, location, _ = log_in(console, ADMIN)
+    assert (status, location) == (302, "/console/")
+    cookie = console.get_cookie("session")
+    assert cookie is not None and cookie.http_only and cookie.same_site == "Strict"
+    assert not cookie.secure  # plain http here; over https the cookie is Secure
+    page = console.get("/console/").get_data(as_text=True)
+    assert "<h1>Overview</h1>" in page and "admin-" in page and ADMIN not in page
+
+
+def test_other_tokens_are_refused_with_a_reason(console: FlaskClient) -> None:
+    status, _, page = log_in(console, READER)
+    assert status == 401 and "needs a token with the admin role" in page
+    status, _, page = log_in(console, "nope")
+    assert status == 401 and "not one of API_TOKENS" in page
+    assert console.get("/console/").status_code == 302  # still signed out
+
+
+def test_forms_without_their_csrf_token_are_refused(console: FlaskClient) -> None:
+    refused = console.post("/console/login", data={"token": ADMIN})
+    assert refused.status_code == 400 and "CSRF token" in refused.get_json()["error"]
+    log_in(console, ADMIN)
+    assert console.post("/console/logout").status_code == 400
+    assert console.get("/console/").status_code == 200  # the forged logout did nothing
+    logout = console.post("/console/logout", data={"csrf_token": csrf(console, "/console/")})
+    assert logout.headers["Location"] == "/console/login"
+    assert console.get("/console/").status_code == 302
+
+
+def test_the_overview_counts_what_needs_a_person(console: FlaskClient, settings: Settings) -> None:
+    log_in(console, ADMIN)
+    before = console.get("/console/").get_data(as_text=True)
+    apply_received(
+        settings.database_url or "", [fresh_ids(example("possible_opt_out"), new_profile())]
+    )
+    after = console.get("/console/").get_data(as_text=True)
+
+    def figure(page: str, name: str) -> int:
+        found = re.search(rf'data-figure="{name}">([\d,]+)<', page)
+        assert found, name
+        return int(found[1].replace(",", ""))
+
+    assert figure(after, "pending_reviews") == figure(before, "pending_reviews") + 1
+    assert figure(after, "chain_seq") > 0
+
+
+def test_without_a_secret_key_there_is_no_console(settings: Settings) -> None:
+    app = create_app(replace(settings, secret_key=None), {"TESTING": True})
+    assert app.test_client().get("/console/login").status_code == 404
