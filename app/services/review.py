@@ -40,8 +40,16 @@ class Decision:
     seq: int
 
 
-def decide(conn: psycopg.Connection, profile: str, phone: str, decision: str) -> Decision:
-    """Confirm or dismiss the review of one number, inside the caller's transaction."""
+def decide(
+    conn: psycopg.Connection,
+    profile: str,
+    phone: str,
+    decision: str,
+    operator: str | None = None,
+) -> Decision:
+    """Confirm or dismiss the review of one number, inside the caller's transaction. A named
+    ``operator`` (the console's) is recorded in the audit row's event id,
+    ``operator:<name>:<uuid>``, which the chain covers."""
     action = DECISIONS[decision]
     key = (profile, phone)
     states = subscribers.lock(conn, [key]) if subscribers.exists(conn, key) else {}
@@ -67,7 +75,7 @@ def decide(conn: psycopg.Connection, profile: str, phone: str, decision: str) ->
         conn,
         [
             AuditEntry(
-                event_id=None,
+                event_id=f"operator:{operator}:{uuid.uuid4()}" if operator else None,
                 message_id=None,
                 occurred_at=now,
                 received_at=now,

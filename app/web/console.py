@@ -28,6 +28,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 
 from app.config import Role, WebSettings
+from app.services import review as review_service
 from app.services.overview import overview as read_overview
 from app.store.db import API, get_pool
 
@@ -121,3 +122,39 @@ def home() -> str:
     with get_pool(settings.database_url, API).connection(timeout=2.0) as conn:
         figures = read_overview(conn)
     return render_template("console/overview.html", overview=figures)
+
+
+@bp.get("/review")
+@signed_in
+def review() -> str:
+    settings: WebSettings = current_app.config["SETTINGS"]
+    with get_pool(settings.database_url, API).connection(timeout=2.0) as conn:
+        held = review_service.list_pending(conn)
+        now = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
+    return render_template(
+        "console/review.html", held=held, now=now, done=session.pop("done", None)
+    )
+
+
+@bp.post("/review")
+@signed_in
+def decide() -> Any:
+    """Confirm or dismiss one held number, audited with source operator and the operator."""
+    settings: WebSettings = current_app.config["SETTINGS"]
+    decision = request.form.get("decision", "")
+    if decision not in review_service.DECISIONS:
+        abort(400, "decision must be confirm or dismiss")
+    profile, phone = request.form.get("profile", ""), request.form.get("phone", "")
+    with get_pool(settings.database_url, API).connection(timeout=2.0) as conn:
+        try:
+            with conn.transaction():
+                result = review_service.decide(
+                    conn, profile, phone, decision, operator=session["operator"]
+                )
+            session["done"] = (
+                f"{result.phone_number} on {result.messaging_profile_id}: {result.action}"
+                f" ({result.previous_status} → {result.new_status}), audit seq {result.seq}"
+            )
+        except review_service.ReviewError as exc:
+            session["done"] = str(exc)
+    return redirect(url_for("console.review"))

@@ -14,6 +14,7 @@ from werkzeug.serving import make_server
 
 from app.config import Settings, parse_api_tokens
 from app.web import create_app
+from tests.conftest import apply_received, example, fresh_ids, new_profile
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
@@ -50,8 +51,8 @@ def browser() -> Iterator[object]:
     driver.quit()
 
 
-def test_log_in_and_out_by_keyboard_with_no_console_errors(
-    browser: object, console_url: str
+def test_log_in_confirm_a_held_number_and_log_out_by_keyboard_with_no_console_errors(
+    browser: object, console_url: str, settings: Settings
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -66,10 +67,20 @@ def test_log_in_and_out_by_keyboard_with_no_console_errors(
     assert browser.find_element(By.TAG_NAME, "h1").text == "Overview"
     assert browser.find_element(By.CSS_SELECTOR, '[data-figure="pending_reviews"]').text.isdigit()
 
+    held = fresh_ids(example("possible_opt_out"), new_profile())
+    apply_received(settings.database_url or "", [held])
+    number = held["data"]["payload"]["from"]["phone_number"]
+    browser.find_element(By.LINK_TEXT, "Review").send_keys(Keys.ENTER)
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Review"
+    confirm = f'button[aria-label="Confirm the opt-out of {number}"]'
+    browser.find_element(By.CSS_SELECTOR, confirm).send_keys(Keys.ENTER)
+    done = browser.find_element(By.CSS_SELECTOR, '[role="status"]').text
+    assert done.startswith(f"{number} on ") and "review_confirmed (review → opted_out)" in done
+
     body = browser.find_element(By.TAG_NAME, "body")
     body.send_keys(Keys.TAB)
     assert browser.switch_to.active_element.text == "Skip to content"
-    for _ in range(10):  # on through the page's controls to the logout button
+    for _ in range(40):  # on through the page's controls to the logout button
         active = browser.switch_to.active_element
         if active.text == "Log out":
             break

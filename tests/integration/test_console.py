@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+import psycopg
 import pytest
 from flask.testing import FlaskClient
 
@@ -86,3 +87,34 @@ def test_the_overview_counts_what_needs_a_person(console: FlaskClient, settings:
 def test_without_a_secret_key_there_is_no_console(settings: Settings) -> None:
     app = create_app(replace(settings, secret_key=None), {"TESTING": True})
     assert app.test_client().get("/console/login").status_code == 404
+
+
+def test_a_held_number_is_confirmed_from_the_review_page_and_audited_with_its_operator(
+    console: FlaskClient, settings: Settings
+) -> None:
+    profile = new_profile()
+    held = fresh_ids(example("possible_opt_out"), profile)
+    apply_received(settings.database_url or "", [held])
+    number = held["data"]["payload"]["from"]["phone_number"]
+    log_in(console, ADMIN)
+    page = console.get("/console/review").get_data(as_text=True)
+    assert number in page and f'value="{profile}"' in page
+    token = csrf(console, "/console/review")
+    form = {"profile": profile, "phone": number, "decision": "confirm"}
+    assert console.post("/console/review", data=form).status_code == 400  # no CSRF token
+    done = console.post("/console/review", data=form | {"csrf_token": token})
+    assert done.headers["Location"] == "/console/review"
+    page = console.get("/console/review").get_data(as_text=True)
+    assert f"{number} on {profile}: review_confirmed (review → opted_out)" in page
+    with psycopg.connect(settings.database_url or "") as conn:
+        (event_id, source) = conn.execute(
+            "SELECT event_id, source FROM audit_log WHERE messaging_profile_id = %s"
+            " AND action = 'review_confirmed'",
+            (profile,),
+        ).fetchone()  # type: ignore[misc]
+    assert source == "operator" and event_id.startswith("operator:admin-")
+    again = console.post("/console/review", data=form | {"csrf_token": token})
+    assert again.status_code == 302
+    assert "is not held for review (it is opted_out)" in console.get("/console/review").get_data(
+        as_text=True
+    )
