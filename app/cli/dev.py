@@ -97,6 +97,7 @@ optout-sync (dev) — web, worker and beat from the Procfile; Ctrl-C stops every
   Webhook URL   {base}/webhooks/messaging
                 (set it on your Telnyx messaging profile through a public tunnel)
   API token     {token}
+  Console       {base}/console/ (log in with the API token)
   Signing key   {key_path if not settings.public_keys else "TELNYX_SIGNING_KEY (your own key)"}
   Database      {env["DATABASE_URL"]}
   Broker        {env["REDIS_URL"] if "REDIS_URL" in env else env.get("CELERY_BROKER_URL")}
