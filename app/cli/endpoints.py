@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import click
@@ -19,6 +21,15 @@ def endpoints() -> None:
     pass
 
 
+@contextmanager
+def _named_problems() -> Iterator[None]:
+    """An unknown endpoint or an unsafe URL ends the command with its one-line reason."""
+    try:
+        yield
+    except (UnsafeUrl, outbound.EndpointError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _types(value: str | None) -> list[str] | None:
     return [t.strip() for t in value.split(",") if t.strip()] if value else None
 
@@ -34,12 +45,10 @@ def _types(value: str | None) -> list[str] | None:
 def add(url: str, types: str | None, profile: str | None) -> None:
     settings = load_settings()
     with connect(resolve_database_url(settings)) as conn:
-        try:
+        with _named_problems():
             endpoint = outbound.add_endpoint(
                 conn, url, _types(types), profile, settings.endpoints_allow_private
             )
-        except (UnsafeUrl, outbound.EndpointError) as exc:
-            raise click.ClickException(str(exc)) from None
         conn.commit()
     click.echo(f"id:     {endpoint.id}")
     click.echo(f"secret: {endpoint.secret}")
@@ -63,10 +72,8 @@ def list_() -> None:
 @click.argument("endpoint_id")
 def remove(endpoint_id: str) -> None:
     with connect(resolve_database_url(load_settings())) as conn:
-        try:
+        with _named_problems():
             outbound.remove_endpoint(conn, endpoint_id)
-        except outbound.EndpointError as exc:
-            raise click.ClickException(str(exc)) from None
         conn.commit()
     click.echo(f"removed {endpoint_id}")
 
@@ -75,11 +82,8 @@ def remove(endpoint_id: str) -> None:
 @click.argument("endpoint_id")
 def test(endpoint_id: str) -> None:
     settings = load_settings()
-    with connect(resolve_database_url(settings)) as conn:
-        try:
-            answer = outbound.send_ping(conn, endpoint_id, Sender(settings.endpoints_allow_private))
-        except outbound.EndpointError as exc:
-            raise click.ClickException(str(exc)) from None
+    with connect(resolve_database_url(settings)) as conn, _named_problems():
+        answer = outbound.send_ping(conn, endpoint_id, Sender(settings.endpoints_allow_private))
     if answer.status is None:
         raise click.ClickException(f"no answer: {answer.error}")
     click.echo(f"HTTP {answer.status} in {answer.seconds * 1000:.0f} ms  {answer.body}")
@@ -91,11 +95,8 @@ def test(endpoint_id: str) -> None:
 @click.argument("endpoint_id")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 def attempts(endpoint_id: str, limit: int) -> None:
-    with connect(resolve_database_url(load_settings())) as conn:
-        try:
-            rows = outbound.attempts(conn, endpoint_id, limit)
-        except outbound.EndpointError as exc:
-            raise click.ClickException(str(exc)) from None
+    with connect(resolve_database_url(load_settings())) as conn, _named_problems():
+        rows = outbound.attempts(conn, endpoint_id, limit)
     for row in rows:
         answer = f"HTTP {row['status_code']}" if row["status_code"] else row["error"]
         click.echo(
@@ -110,9 +111,7 @@ def attempts(endpoint_id: str, limit: int) -> None:
 @click.option("--since", required=True, type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]))
 def replay(endpoint_id: str, since: datetime) -> None:
     with connect(resolve_database_url(load_settings())) as conn:
-        try:
+        with _named_problems():
             count = outbound.replay(conn, endpoint_id, since)
-        except outbound.EndpointError as exc:
-            raise click.ClickException(str(exc)) from None
         conn.commit()
     click.echo(f"{count:,} webhooks queued for {endpoint_id}")

@@ -171,31 +171,41 @@ def held_text(conn: psycopg.Connection, event_id: str | None) -> tuple[str | Non
     return (row[0], row[1]) if row else (None, None)
 
 
+# The audit rows rules.is_drift picks out, as SQL.
+_DRIFT = (
+    " FROM audit_log"
+    " WHERE action = %(opt_out)s AND source = ANY(%(sources)s) AND NOT superseded"
+    "   AND previous_status IS DISTINCT FROM %(opted_out)s"
+    "   AND (%(since)s::timestamptz IS NULL OR recorded_at >= %(since)s)"
+    "   AND (%(profile)s::text IS NULL OR messaging_profile_id = %(profile)s)"
+)
+
+
+def _drift_params(since: Any, profile: str | None) -> dict[str, Any]:
+    return {
+        "opt_out": Action.OPT_OUT,
+        "sources": sorted(DRIFT_SOURCES),
+        "opted_out": Status.OPTED_OUT,
+        "since": since,
+        "profile": profile,
+    }
+
+
 def drift_rows(
     conn: psycopg.Connection, since: Any = None, profile: str | None = None
 ) -> list[dict[str, Any]]:
-    """The audit rows rules.is_drift picks out, oldest first."""
+    """The drift opt-outs, oldest first."""
     with conn.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(
             "SELECT seq, recorded_at, messaging_profile_id, phone_number, our_number, source,"
-            "  previous_status, text FROM audit_log"
-            " WHERE action = %(opt_out)s AND source = ANY(%(sources)s) AND NOT superseded"
-            "   AND previous_status IS DISTINCT FROM %(opted_out)s"
-            "   AND (%(since)s::timestamptz IS NULL OR recorded_at >= %(since)s)"
-            "   AND (%(profile)s::text IS NULL OR messaging_profile_id = %(profile)s)"
-            " ORDER BY seq",
-            {
-                "opt_out": Action.OPT_OUT,
-                "sources": sorted(DRIFT_SOURCES),
-                "opted_out": Status.OPTED_OUT,
-                "since": since,
-                "profile": profile,
-            },
+            f"  previous_status, text {_DRIFT} ORDER BY seq",
+            _drift_params(since, profile),
         ).fetchall()
 
 
 def drift_count(conn: psycopg.Connection) -> int:
-    return len(drift_rows(conn))
+    row = conn.execute(f"SELECT count(*) {_DRIFT}", _drift_params(None, None)).fetchone()
+    return int(row[0]) if row else 0
 
 
 def head(conn: psycopg.Connection) -> tuple[int, str, datetime] | None:

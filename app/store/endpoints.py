@@ -49,13 +49,6 @@ def remove(conn: psycopg.Connection, endpoint_id: str) -> bool:
     return conn.execute("DELETE FROM endpoints WHERE id = %s", (endpoint_id,)).rowcount > 0
 
 
-def disable(conn: psycopg.Connection, endpoint_id: str, reason: str) -> None:
-    conn.execute(
-        "UPDATE endpoints SET enabled = false, disabled_reason = %s WHERE id = %s",
-        (reason, endpoint_id),
-    )
-
-
 def failing_count(conn: psycopg.Connection) -> int:
     """Endpoints disabled, or in a run of failed deliveries."""
     row = conn.execute(
