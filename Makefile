@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(STAMP) lint
 # The figures of the README's Performance section (wrk is used when installed).
 bench: $(STAMP)
 	$(BIN)/optout-sync bench all
+
+# The README's pictures of the console, taken by its browser tests (Debian's chromium).
+screenshots: $(STAMP)
+	CONSOLE_SCREENSHOTS=docs/console $(BIN)/python -m pytest -q tests/e2e/test_console_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check app workers tests

@@ -23,9 +23,10 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from nacl.signing import SigningKey
+from psycopg_pool import ConnectionPool
 
 from app.config import Settings
-from app.devtools.simulate import encode, sign
+from app.devtools.simulate import encode, message_received, sign
 from app.devtools.supervisor import Supervisor
 from app.services import apply_events
 from app.store import inbox, migrations
@@ -209,6 +210,38 @@ def apply_received(url: str, payloads: list[dict[str, Any]]) -> None:
             record_pending(conn, payload)
         apply_events.apply_claimed(conn, inbox.claim_pending(conn, len(payloads)), max_attempts=3)
         conn.commit()
+
+
+def failed_event(url: str, number: str) -> str:
+    """A STOP from ``number`` the worker gave up on (its id): every attempt hit a fault only
+    it hits, from the database itself, as a broken row would cause; the fault is then fixed,
+    so a replay succeeds."""
+    payload = message_received(text="STOP", from_number=number, to_number="+13125550100")
+    with psycopg.connect(url) as conn:
+        record_pending(conn, payload)
+        conn.execute(
+            f"ALTER TABLE subscribers ADD CONSTRAINT no_poison CHECK (phone_number <> '{number}')"
+        )
+        conn.commit()
+    try:
+        drain_every_attempt(url)
+    finally:
+        with psycopg.connect(url) as conn:  # the fix
+            conn.execute("ALTER TABLE subscribers DROP CONSTRAINT no_poison")
+            conn.commit()
+    return str(payload["data"]["id"])
+
+
+def drain_every_attempt(url: str, max_attempts: int = 3) -> None:
+    """Apply the pending events as the worker would, max_attempts times, each backoff made
+    due at once: an event that keeps failing ends failed."""
+    with ConnectionPool(url, min_size=1, max_size=1, open=True) as pool:
+        for _ in range(max_attempts):
+            apply_events.drain(pool, batch_size=100, max_attempts=max_attempts)
+            with pool.connection() as conn:
+                conn.execute(
+                    "UPDATE webhook_events SET next_attempt_at = now() WHERE status = 'pending'"
+                )
 
 
 def new_profile() -> str:

@@ -40,6 +40,8 @@ def audit_verify(anchor: str | None) -> None:
         kept = audit_chain.ChainHead(int(seq), digest)
     with connect(resolve_database_url(load_settings())) as conn:
         report = audit_log.verify(conn, kept)
+        audit_log.record_check(conn, report)  # the console's chain status
+        conn.commit()
     for step in report.clock_steps:
         click.echo(f"warning: {step}; hashes and links hold", err=True)
     if report.broken:

@@ -29,6 +29,7 @@ from app.cli.common import (
             "import",
             "changes",
             "outbound",
+            "console",
             "all",
         ]
     ),

@@ -27,12 +27,14 @@ def get_subscriber(conn: psycopg.Connection, profile: str, number: str) -> dict[
 _HISTORY_SELECT = ", ".join(f'{c.expression} AS "{c.name}"' for c in AUDIT_COLUMNS)
 
 
-def history(conn: psycopg.Connection, profile: str, number: str) -> list[dict[str, Any]]:
+def history(conn: psycopg.Connection, profile: str | None, number: str) -> list[dict[str, Any]]:
+    """Every audit row of a number, oldest first: on one profile, or on all (None)."""
+    on_profile = "" if profile is None else " AND messaging_profile_id = %s"
     with conn.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(
             f"SELECT {_HISTORY_SELECT} FROM audit_log"
-            " WHERE phone_number = %s AND messaging_profile_id = %s ORDER BY seq",
-            (number, profile),
+            f" WHERE phone_number = %s{on_profile} ORDER BY seq",
+            (number,) if profile is None else (number, profile),
         ).fetchall()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 
 import psycopg
@@ -125,3 +125,36 @@ def _bucket_order(labels: str) -> float:
         bound = labels[4:-1]
         return float("inf") if bound == "+Inf" else float(bound)
     return 0.0
+
+
+def quantile(buckets: Sequence[tuple[float, float]], q: float) -> float | None:
+    """The q-quantile estimated from cumulative (upper bound, count) buckets, +Inf last, the
+    way Prometheus's histogram_quantile does it: linear within the bucket it falls in."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return lower_bound  # beyond the last finite bound: that bound is all we know
+            share = (rank - lower_count) / (count - lower_count) if count > lower_count else 1
+            return lower_bound + (bound - lower_bound) * share
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def honored(conn: psycopg.Connection) -> tuple[list[tuple[float, float]], float]:
+    """The time-to-honour histogram as cumulative (upper bound, count), +Inf last, and its
+    count."""
+    rows: dict[str, float] = dict(
+        conn.execute(
+            "SELECT labels, value FROM metric_counters WHERE metric = %s",
+            (HONORED_METRIC + "_bucket",),
+        ).fetchall()
+    )
+    bounds = [*HONORED_BUCKETS, float("inf")]
+    cumulative = [rows.get(label, 0.0) for _, label in _HONORED_BUCKET_KEYS]
+    # A bucket never written (no observation reached it yet) holds the one below it.
+    cumulative = list(accumulate(cumulative, max))
+    return list(zip(bounds, cumulative, strict=True)), cumulative[-1]

@@ -108,10 +108,11 @@ def record(conn: psycopg.Connection, attempts: Sequence[Attempt]) -> None:
         return
     ordered = sorted(attempts, key=lambda a: a.outbox_id)  # lock rows in one order
     conn.execute(
-        "INSERT INTO delivery_attempts (outbox_id, status_code, error, duration_ms)"
-        " SELECT * FROM unnest(%s::int8[], %s::int[], %s::text[], %s::int[])",
+        "INSERT INTO delivery_attempts (outbox_id, endpoint_id, status_code, error, duration_ms)"
+        " SELECT * FROM unnest(%s::int8[], %s::text[], %s::int[], %s::text[], %s::int[])",
         (
             [a.outbox_id for a in ordered],
+            [a.endpoint_id for a in ordered],
             [a.status_code for a in ordered],
             [a.error for a in ordered],
             [round(a.seconds * 1000) for a in ordered],
@@ -206,7 +207,7 @@ def attempts_of(conn: psycopg.Connection, endpoint_id: str, limit: int) -> list[
             "SELECT d.attempted_at, o.audit_seq, o.event_type, o.attempts, d.status_code,"
             "  d.error, d.duration_ms, o.status"
             " FROM delivery_attempts d JOIN outbox o ON o.id = d.outbox_id"
-            " WHERE o.endpoint_id = %s ORDER BY d.attempted_at DESC LIMIT %s",
+            " WHERE d.endpoint_id = %s ORDER BY d.attempted_at DESC LIMIT %s",
             (endpoint_id, limit),
         ).fetchall()
 

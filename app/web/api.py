@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,6 @@ from flask import (
     jsonify,
     make_response,
     request,
-    stream_with_context,
 )
 from psycopg_pool import PoolTimeout
 
@@ -33,6 +32,7 @@ from app.outbound.sender import Sender
 from app.services import changes, exports, intake, lookup, outbound, send_errors
 from app.store.db import API, get_pool
 from app.telnyx.events import InvalidPayload, parse_timestamp
+from app.web.downloads import export_download
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 T = TypeVar("T")
@@ -200,9 +200,6 @@ def can_send_many() -> Response:
     return jsonify(results=[_can_send_answer(answer) for answer in answers])
 
 
-_CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
-
-
 def _time_arg(name: str) -> datetime | None:
     value = request.args.get(name)
     if not value:
@@ -230,31 +227,7 @@ def export_audit() -> Response:
         )
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    settings: WebSettings = current_app.config["SETTINGS"]
-    pool = get_pool(settings.database_url, API)
-    conn = pool.getconn(timeout=2.0)  # held for the whole stream
-    held = [conn]
-
-    def give_back() -> None:
-        if held:
-            held.pop().rollback()  # a read-only transaction; end it before the pool has it
-            pool.putconn(conn)
-
-    def body() -> Iterator[bytes]:
-        try:
-            yield from exports.stream(conn, export)
-        finally:
-            give_back()  # as soon as the last byte is out
-
-    filename = export.filename(datetime.now(UTC))
-    response = Response(
-        stream_with_context(body()),
-        content_type=_CONTENT_TYPES[export.format],
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-    # A body never started (HEAD) runs no finally; the WSGI server closes every response.
-    response.call_on_close(give_back)
-    return response
+    return export_download(export)
 
 
 def _parse_body(parse: Callable[[Any, datetime, int], T]) -> T:

@@ -12,11 +12,13 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     current_app,
     redirect,
@@ -28,9 +30,16 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 
 from app.config import Role, WebSettings
+from app.consent.phones import InvalidPhoneNumber, to_e164
+from app.outbound.sender import Sender
+from app.services import console as console_service
+from app.services import exports, lookup, outbound
 from app.services import review as review_service
 from app.services.overview import overview as read_overview
 from app.store.db import API, get_pool
+from app.web.chart import bar_chart
+from app.web.downloads import export_download
+from app.web.handoff import Enqueuer
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -63,9 +72,44 @@ def csrf_token() -> str:
     return str(session["csrf"])
 
 
+def _connection() -> Any:
+    settings: WebSettings = current_app.config["SETTINGS"]
+    return get_pool(settings.database_url, API).connection(timeout=2.0)
+
+
+def _tell(message: str) -> None:
+    """A line for the next page to show: the outcome of the action that led there."""
+    session["notice"] = message
+
+
+def _audited(action: str, target: str = "", detail: str = "") -> None:
+    """Keep what the signed-in operator did, with their name, in its own transaction."""
+    with _connection() as conn, conn.transaction():
+        console_service.record_action(conn, session["operator"], action, target, detail)
+
+
 @bp.app_context_processor
 def _templates() -> dict[str, Any]:
-    return {"csrf_token": csrf_token}
+    return {"csrf_token": csrf_token, "duration": duration}
+
+
+def duration(seconds: float | None) -> str:
+    """A span of time as a person reads it: 45 ms, 3.2 s, 5 min 3 s, 2 h 5 min, 3 d 4 h."""
+    if seconds is None:
+        return "–"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    for unit, size, smaller, small_size in (
+        ("d", 86400, "h", 3600),
+        ("h", 3600, "min", 60),
+        ("min", 60, "s", 1),
+    ):
+        if whole >= size:
+            return f"{whole // size} {unit} {whole % size // small_size} {smaller}"
+    return f"{whole} s"  # not reached: under a minute is handled above
 
 
 @bp.before_request
@@ -103,6 +147,7 @@ def login() -> Any:
         else:
             session.clear()  # a fresh session: nothing carried over from before signing in
             session["operator"] = operator_name(token.secret)
+            _audited("login")
             target = request.args.get("next", "")
             return redirect(target if target.startswith("/console/") else url_for("console.home"))
     status = 401 if problem else 200
@@ -111,6 +156,8 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
+    if "operator" in session:
+        _audited("logout")
     session.clear()
     return redirect(url_for("console.login"))
 
@@ -118,43 +165,159 @@ def logout() -> Any:
 @bp.get("/")
 @signed_in
 def home() -> str:
-    settings: WebSettings = current_app.config["SETTINGS"]
-    with get_pool(settings.database_url, API).connection(timeout=2.0) as conn:
+    with _connection() as conn:
         figures = read_overview(conn)
-    return render_template("console/overview.html", overview=figures)
+    return render_template(
+        "console/overview.html", overview=figures, chart=bar_chart(figures.opt_outs_per_day)
+    )
 
 
 @bp.get("/review")
 @signed_in
 def review() -> str:
-    settings: WebSettings = current_app.config["SETTINGS"]
-    with get_pool(settings.database_url, API).connection(timeout=2.0) as conn:
+    with _connection() as conn:
         held = review_service.list_pending(conn)
-        now = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
-    return render_template(
-        "console/review.html", held=held, now=now, done=session.pop("done", None)
-    )
+        now = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+    return render_template("console/review.html", held=held, now=now)
 
 
 @bp.post("/review")
 @signed_in
 def decide() -> Any:
     """Confirm or dismiss one held number, audited with source operator and the operator."""
-    settings: WebSettings = current_app.config["SETTINGS"]
     decision = request.form.get("decision", "")
     if decision not in review_service.DECISIONS:
         abort(400, "decision must be confirm or dismiss")
     profile, phone = request.form.get("profile", ""), request.form.get("phone", "")
-    with get_pool(settings.database_url, API).connection(timeout=2.0) as conn:
+    with _connection() as conn:
         try:
             with conn.transaction():
                 result = review_service.decide(
                     conn, profile, phone, decision, operator=session["operator"]
                 )
-            session["done"] = (
+            _tell(
                 f"{result.phone_number} on {result.messaging_profile_id}: {result.action}"
                 f" ({result.previous_status} → {result.new_status}), audit seq {result.seq}"
             )
         except review_service.ReviewError as exc:
-            session["done"] = str(exc)
+            _tell(str(exc))
     return redirect(url_for("console.review"))
+
+
+@bp.get("/subscribers")
+@signed_in
+def subscriber() -> Any:
+    """One number: its state on each profile, its carrier blocks and every audit row."""
+    asked = request.args.get("phone", "").strip()
+    found, history, problem, status = None, [], None, 200
+    if asked:
+        try:
+            phone = to_e164(asked)
+        except InvalidPhoneNumber as exc:
+            problem, status = str(exc), 400
+        else:
+            with _connection() as conn:
+                found = lookup.subscriber_everywhere(conn, phone)
+                history = lookup.history(conn, None, phone)
+            if found is None:
+                problem = f"{phone} has never been seen."
+    page = render_template(
+        "console/subscriber.html", asked=asked, found=found, history=history, problem=problem
+    )
+    return page, status
+
+
+EVENTS_SHOWN = 100
+
+
+@bp.get("/events")
+@signed_in
+def events() -> str:
+    with _connection() as conn:
+        found = console_service.problem_events(conn, EVENTS_SHOWN)
+    return render_template("console/events.html", failed=found.failed, invalid=found.invalid)
+
+
+@bp.post("/events/replay")
+@signed_in
+def replay_event() -> Any:
+    event_id = request.form.get("event_id", "")
+    with _connection() as conn:
+        try:
+            with conn.transaction():
+                console_service.replay_event(conn, event_id, session["operator"])
+        except console_service.ReplayRefused as exc:
+            _tell(str(exc))
+            return redirect(url_for("console.events"))
+    enqueuer: Enqueuer = current_app.extensions["optout_sync.enqueuer"]
+    enqueuer.request_apply()
+    _tell(f"{event_id} is queued again; the worker applies it in a moment.")
+    return redirect(url_for("console.events"))
+
+
+@bp.get("/exports")
+@signed_in
+def exports_page() -> str:
+    return render_template("console/exports.html", kinds=exports.KINDS)
+
+
+def _day(name: str, days_after: int = 0) -> datetime | None:
+    """A date field (YYYY-MM-DD) as the start of that UTC day, plus some days."""
+    value = request.args.get(name, "")
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC) + timedelta(days=days_after)
+    except ValueError:
+        abort(400, f"{name} must be a date, YYYY-MM-DD; got {value!r}")
+
+
+@bp.get("/exports/download")
+@signed_in
+def download_export() -> Response:
+    """The export between two dates, both included (UTC days), as a download."""
+    try:
+        export = exports.ExportRequest(
+            kind=request.args.get("kind", "audit"),
+            format=request.args.get("format", "csv"),
+            since=_day("since"),
+            until=_day("until", days_after=1),
+            profile=request.args.get("profile", "").strip() or None,
+            spreadsheet_safe=request.args.get("spreadsheet_safe") == "yes",
+        )
+    except ValueError as exc:
+        abort(400, str(exc))
+    span = f"{request.args.get('since') or 'start'}..{request.args.get('until') or 'now'}"
+    _audited("export", export.kind, f"{export.format} {span} profile={export.profile or 'all'}")
+    return export_download(export)
+
+
+ATTEMPTS_SHOWN = 5
+
+
+@bp.get("/endpoints")
+@signed_in
+def endpoints_page() -> str:
+    """Each receiver's health and its latest attempts."""
+    with _connection() as conn:
+        receivers = outbound.list_endpoints(conn)
+        attempts = {e["id"]: outbound.attempts(conn, e["id"], ATTEMPTS_SHOWN) for e in receivers}
+    return render_template("console/endpoints.html", receivers=receivers, attempts=attempts)
+
+
+@bp.post("/endpoints/test")
+@signed_in
+def test_endpoint() -> Any:
+    """Send a signed ping now and say what the receiver answered."""
+    settings: WebSettings = current_app.config["SETTINGS"]
+    endpoint_id = request.form.get("endpoint_id", "")
+    with _connection() as conn:
+        try:
+            answer = outbound.send_ping(conn, endpoint_id, Sender(settings.endpoints_allow_private))
+        except outbound.EndpointError as exc:
+            _tell(str(exc))
+            return redirect(url_for("console.endpoints_page"))
+    outcome = f"HTTP {answer.status}" if answer.status else f"no answer: {answer.error}"
+    _audited("test_endpoint", endpoint_id, outcome)
+    _tell(f"Test ping to {endpoint_id}: {outcome} in {answer.seconds * 1000:.0f} ms.")
+    return redirect(url_for("console.endpoints_page"))

@@ -8,6 +8,7 @@ import re
 from click.testing import CliRunner
 
 from app.cli import main
+from app.devtools.bench.console import PAGES
 
 LINE = re.compile(
     r"^(?P<name>\S+)\s+(?P<value>[\d,.]+) (?P<unit>\S+)"
@@ -41,6 +42,7 @@ def test_bench_prints_each_figure_with_its_baseline_and_ratio(servers: dict[str,
         "changes",
         "outbound",
         "outbound-lag-p99",
+        *(f"console-{page}" for page in PAGES),
     ]
     details = {m["name"]: m["detail"] for m in matches if m}
     # Every signed event the real app got was recorded (answered 200), and every one of the

@@ -191,6 +191,11 @@ def test_audit_verify_command_exits_nonzero_naming_the_row(audit_db: str) -> Non
     _as_superuser_bypassing_triggers(audit_db, "UPDATE audit_log SET country = 'CA' WHERE seq = 4")
     bad = runner.invoke(main, ["audit", "verify"], env={"DATABASE_URL": audit_db})
     assert bad.exit_code == 1 and "BROKEN at seq 4" in bad.output
+    with psycopg.connect(audit_db) as conn:  # each outcome kept for the console's overview
+        checks = conn.execute(
+            "SELECT intact_rows, head_seq, broken_seq FROM chain_checks ORDER BY id"
+        ).fetchall()
+    assert checks == [(5, 5, None), (5, 5, None), (3, None, 4)]
 
 
 # Any text a row can hold (no lone surrogates: neither UTF-8 nor PostgreSQL can).

@@ -4,37 +4,21 @@ console."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 import psycopg
 import pytest
 from flask.testing import FlaskClient
 
-from app.config import Settings, parse_api_tokens
+from app.config import Settings
 from app.web import create_app
 from tests.conftest import apply_received, example, fresh_ids, new_profile
-
-ADMIN, READER = "console-admin-secret", "console-reader-secret"
+from tests.console import ADMIN, READER, console_client, csrf, figure, log_in
 
 
 @pytest.fixture
 def console(settings: Settings) -> FlaskClient:
-    tokens = parse_api_tokens(f"admin:{ADMIN},read:{READER}")
-    app = create_app(replace(settings, api_tokens=tokens, secret_key="s" * 64), {"TESTING": True})
-    return app.test_client()
-
-
-def csrf(client: FlaskClient, path: str = "/console/login") -> str:
-    page = client.get(path).get_data(as_text=True)
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found, page
-    return found[1]
-
-
-def log_in(client: FlaskClient, token: str) -> tuple[int, str, str]:
-    answer = client.post("/console/login", data={"token": token, "csrf_token": csrf(client)})
-    return answer.status_code, answer.headers.get("Location", ""), answer.get_data(as_text=True)
+    return console_client(settings)
 
 
 def test_an_admin_token_opens_a_strict_httponly_session(console: FlaskClient) -> None:
@@ -74,12 +58,6 @@ def test_the_overview_counts_what_needs_a_person(console: FlaskClient, settings:
         settings.database_url or "", [fresh_ids(example("possible_opt_out"), new_profile())]
     )
     after = console.get("/console/").get_data(as_text=True)
-
-    def figure(page: str, name: str) -> int:
-        found = re.search(rf'data-figure="{name}">([\d,]+)<', page)
-        assert found, name
-        return int(found[1].replace(",", ""))
-
     assert figure(after, "pending_reviews") == figure(before, "pending_reviews") + 1
     assert figure(after, "chain_seq") > 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from app.devtools.bench.common import SIZES, Context, Figure, scratch_database
+from app.devtools.bench.console import bench_console
 from app.devtools.bench.database import (
     bench_can_send,
     bench_changes,
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[Context, str], list[Figure]]] = {
     "import": bench_import,
     "changes": bench_changes,
     "outbound": bench_outbound,
+    "console": bench_console,
 }
 
 

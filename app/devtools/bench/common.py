@@ -42,7 +42,7 @@ class Figure:
 
     def line(self) -> str:
         text = (
-            f"{self.name:<12} {self.value:>12,.1f} {self.unit:<10} baseline {self.baseline_name}: "
+            f"{self.name:<18} {self.value:>12,.1f} {self.unit:<10} baseline {self.baseline_name}: "
             f"{self.baseline:>12,.1f} {self.unit:<10} ratio {self.ratio:.3g}"
         )
         return f"{text}  ({self.detail})" if self.detail else text
@@ -58,11 +58,12 @@ class Size:
     lag_rate: float
     lag_seconds: float
     import_rows: int
+    console_subscribers: int
 
 
 SIZES = {
-    "tiny": Size(400, 200, 2_000, 1.0, 4, 40.0, 2.0, 2_000),
-    "full": Size(100_000, 10_000, 1_000_000, 8.0, 16, 1_000.0, 60.0, 1_000_000),
+    "tiny": Size(400, 200, 2_000, 1.0, 4, 40.0, 2.0, 2_000, 5_000),
+    "full": Size(100_000, 10_000, 1_000_000, 8.0, 16, 1_000.0, 60.0, 1_000_000, 1_000_000),
 }
 
 
