@@ -35,9 +35,18 @@ except KeywordsFileError as exc:
     sys.exit(f"optout-sync: refusing to start: KEYWORDS_FILE {exc}")
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-# A sync worker is silent for as long as its request runs: the changes feed's long poll
-# may wait 30 s (spec §11), so the watchdog waits longer.
+# Threaded workers: each process's threads hand their webhooks to one group committer
+# (app.services.group_commit), so a burst shares one commit; a long poll of the changes feed
+# holds a thread, not a process. The GIL keeps a process to about one core: one per core,
+# and one more to cover a process paused in a collection or a slow statement.
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
+threads = int(os.environ.get("WEB_THREADS", "16"))
+# A thread waiting for the GIL waits up to this long behind a busy one (5 ms by default):
+# the committer and every answer wait behind verifications and parsing, so switch sooner.
+sys.setswitchinterval(0.001)
+# The watchdog hears from a gthread worker's main loop, not from its requests; the changes
+# feed's long poll (30 s, spec §11) stays under it anyway.
 timeout = 45
 keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG") or None

@@ -1,7 +1,7 @@
 """HTTP load for `optout-sync bench`: wrk when installed, else a small built-in generator.
 
-It sends prepared raw HTTP/1.1 requests, one per connection (gunicorn's sync workers close
-the connection after each answer), either closed-loop (N clients as fast as answers come:
+It sends prepared raw HTTP/1.1 requests, one per connection (each asks the server to close
+it after the answer, as a new sender would), either closed-loop (N clients as fast as answers come:
 the peak) or open-loop (a fixed rate: latency measured from when each request was due, so a
 stalled server cannot hide its queue). The same generator drives every app it compares.
 """
@@ -43,6 +43,7 @@ class LoadResult:
 
 def http_post(path: str, body: bytes, headers: dict[str, str], host: str = "bench") -> bytes:
     lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+    lines.append("Connection: close")
     lines += [f"{name}: {value}" for name, value in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 

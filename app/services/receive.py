@@ -3,6 +3,7 @@ insert it into the inbox, committed before the caller answers Telnyx."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -74,30 +75,43 @@ def read_envelope(body: bytes) -> tuple[str | None, str | None, str, str | None]
     return envelope.event_id, envelope.event_type, inbox.PENDING, None
 
 
-def record_webhook(pool: ConnectionPool, body: bytes, signed_at: int, pool_wait: float) -> Receipt:
-    """Keep a verified delivery; raise DatabaseBusy or DatabaseUnavailable if it cannot be."""
+def delivery_of(body: bytes, signed_at: int) -> inbox.Delivery:
+    """How a verified body is kept in the inbox."""
     event_id, event_type, status, problem = read_envelope(body)
+    return inbox.Delivery(event_id, event_type, status, body, signed_at, problem)
+
+
+def receipt_of(delivery: inbox.Delivery, is_new: bool) -> Receipt:
+    return Receipt(delivery.status, is_new, delivery.error)
+
+
+Outcome = bool | Exception  # new or not, or why this delivery could not be kept
+
+
+def record_deliveries(
+    pool: ConnectionPool, deliveries: Sequence[inbox.Delivery], pool_wait: float
+) -> list[Outcome]:
+    """Keep verified deliveries, committed together, durably, when this returns: for each,
+    whether it was new. Raises DatabaseBusy or DatabaseUnavailable when none can be kept; a
+    delivery the database refuses on its own (a value it cannot store) gets its own error,
+    and the others are kept one by one."""
     # Pooled connections may have been dropped by a database restart since their last use:
     # then the pool is checked and one more try made on a working connection. The insert is
-    # idempotent by event id: a first try that did land makes the second report a duplicate,
-    # never a second row.
-    tries = 2 if event_id is not None else 1
+    # idempotent by event id: a first try that did land makes the second report duplicates,
+    # never second rows; deliveries without an id are not tried twice.
+    tries = 2 if all(d.event_id is not None for d in deliveries) else 1
     for attempt in range(1, tries + 1):
         try:
             with pool.connection(timeout=pool_wait) as conn:
                 # An autocommit pool: committed (durably) when this returns.
-                is_new = inbox.record_event(
-                    conn,
-                    event_id=event_id,
-                    event_type=event_type,
-                    status=status,
-                    raw_body=body,
-                    signed_at=signed_at,
-                    error=problem,
-                )
-            return Receipt(status, is_new, problem)
+                try:
+                    return list(inbox.record_events(conn, deliveries))
+                except psycopg.DataError:
+                    if len(deliveries) == 1:
+                        raise
+                    return [_record_alone(conn, delivery) for delivery in deliveries]
         except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
-            # Trying again would miss Telnyx's 2 s deadline: the caller answers now.
+            # Trying again would miss Telnyx's 2 s deadline: the callers answer now.
             raise DatabaseBusy(str(exc)) from exc
         except (psycopg.OperationalError, PoolTimeout) as exc:
             if attempt < tries and isinstance(exc, psycopg.OperationalError):
@@ -105,3 +119,10 @@ def record_webhook(pool: ConnectionPool, body: bytes, signed_at: int, pool_wait:
                 continue
             raise DatabaseUnavailable(str(exc)) from exc
     raise AssertionError("unreachable: the last try returns or raises")
+
+
+def _record_alone(conn: psycopg.Connection, delivery: inbox.Delivery) -> Outcome:
+    try:
+        return inbox.record_events(conn, [delivery])[0]
+    except psycopg.DataError as exc:
+        return exc

@@ -28,6 +28,51 @@ REPLAYABLE = (FAILED, INVALID)
 MAX_BACKOFF_SECONDS = 300
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """A verified webhook as the inbox keeps it."""
+
+    event_id: str | None
+    event_type: str | None
+    status: str
+    raw_body: bytes
+    signed_at: int | None
+    error: str | None = None
+
+
+def record_events(conn: psycopg.Connection, deliveries: Sequence[Delivery]) -> list[bool]:
+    """Insert deliveries in one statement (one commit, on an autocommit connection), each
+    unless its event id is already kept; for each, True when it was new. An id repeated
+    within the batch is new once, the first time."""
+    inserted = {
+        event_id
+        for (event_id,) in conn.execute(
+            "INSERT INTO webhook_events"
+            " (event_id, event_type, status, raw_body, signed_at, last_error)"
+            " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::bytea[],"
+            "   %b::int8[], %b::text[])"  # binary: the bodies go without hex escaping
+            " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            (
+                [d.event_id for d in deliveries],
+                [d.event_type for d in deliveries],
+                [d.status for d in deliveries],
+                [d.raw_body for d in deliveries],
+                [d.signed_at for d in deliveries],
+                [d.error for d in deliveries],
+            ),
+        ).fetchall()
+    }
+    answered: set[str] = set()
+    new = []
+    for delivery in deliveries:
+        if delivery.event_id is None:  # no id, no conflict: always a row of its own
+            new.append(True)
+        else:
+            new.append(delivery.event_id in inserted and delivery.event_id not in answered)
+            answered.add(delivery.event_id)
+    return new
+
+
 def record_event(
     conn: psycopg.Connection,
     *,
@@ -38,14 +83,9 @@ def record_event(
     signed_at: int | None,
     error: str | None = None,
 ) -> bool:
-    """Insert a delivery unless its event id is already kept; True when it was new."""
-    row = conn.execute(
-        "INSERT INTO webhook_events (event_id, event_type, status, raw_body, signed_at, last_error)"
-        " VALUES (%s, %s, %s, %b, %s, %s)"  # the body in binary: no hex escaping
-        " ON CONFLICT (event_id) DO NOTHING RETURNING pk",
-        (event_id, event_type, status, raw_body, signed_at, error),
-    ).fetchone()
-    return row is not None
+    """Insert one delivery unless its event id is already kept; True when it was new."""
+    delivery = Delivery(event_id, event_type, status, raw_body, signed_at, error)
+    return record_events(conn, [delivery])[0]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from werkzeug.exceptions import HTTPException
 
 from app.config import Settings
 from app.consent.scopes import ScopesSource
+from app.services.group_commit import GroupCommitter
+from app.store.db import RECEIVER, get_pool
 from app.web import api, console, health, receiver
 from app.web.handoff import Enqueuer
 
@@ -28,6 +30,10 @@ def create_app(
         app.config.update(test_config)
     app.extensions["optout_sync.enqueuer"] = Enqueuer(web_settings)
     app.extensions["optout_sync.scopes"] = ScopesSource(web_settings.consent_scopes)
+    database_url = web_settings.database_url
+    app.extensions["optout_sync.committer"] = GroupCommitter(
+        lambda: get_pool(database_url, RECEIVER), receiver.POOL_WAIT_SECONDS
+    )
     app.register_blueprint(receiver.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)

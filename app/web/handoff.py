@@ -61,7 +61,8 @@ class Enqueuer:
         of requests; if the broker is down, the beat sweeper picks the events up."""
         if self._sender is None or self._sender_pid != os.getpid():
             self._start_sender()
-        self._wanted.set()
+        if not self._wanted.is_set():  # a burst asks once; setting it again costs a lock
+            self._wanted.set()
 
     def _start_sender(self) -> None:
         with self._lock:

@@ -8,8 +8,8 @@ import orjson
 from flask import Blueprint, Response, current_app, request
 
 from app.config import WebSettings
-from app.services.receive import DatabaseBusy, DatabaseUnavailable, record_webhook
-from app.store.db import RECEIVER, get_pool
+from app.services.group_commit import GroupCommitter
+from app.services.receive import DatabaseBusy, DatabaseUnavailable
 from app.telnyx.signature import SignatureError, verify_webhook
 from app.web import metrics
 from app.web.handoff import Enqueuer
@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 bp = Blueprint("receiver", __name__)
 
 MAX_BODY_BYTES = 1024 * 1024
-# Telnyx gives up after 2 s. A sync gunicorn worker uses one connection at a time, so waiting
-# for one only happens while the database is unreachable: then answer 503 quickly.
+# Telnyx gives up after 2 s: a webhook not committed by then is answered 503 (and retried).
+COMMIT_DEADLINE_SECONDS = 1.8
+# The committer waits this long for a connection: only while the database is unreachable.
 POOL_WAIT_SECONDS = 0.5
 
 
@@ -42,9 +43,9 @@ def receive_messaging_webhook() -> Response:
     except SignatureError as exc:
         return _answer("unauthorized", 401, error=str(exc))
 
-    pool = get_pool(settings.database_url, RECEIVER)
+    committer: GroupCommitter = current_app.extensions["optout_sync.committer"]
     try:
-        receipt = record_webhook(pool, body, signed_at, POOL_WAIT_SECONDS)
+        receipt = committer.record(body, signed_at, COMMIT_DEADLINE_SECONDS)
     except DatabaseBusy as exc:
         log.error("webhook not recorded, database busy: %s", exc)
         return _answer("unavailable", 503, error="database busy; retry later")
