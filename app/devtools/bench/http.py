@@ -176,6 +176,22 @@ def _serve_and_load(
     return served
 
 
+def _commits(url: str) -> int:
+    """Transactions committed in the database so far (the statistics of ended sessions
+    included: the web processes are stopped before this is read)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _recorded(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM webhook_events").fetchone()
+    return int(row[0]) if row else 0
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
@@ -192,6 +208,7 @@ def bench_receiver(ctx: Context, url: str) -> list[Figure]:
     bare_requests = signed_requests(key, _requests_for(size, 4000.0), area=415)
     try:
         bare = _serve_and_load(bare_web, env, port, bare_requests, size, use_wrk)
+        commits_before = _commits(url)
         real = _serve_and_load(
             real_web,
             env,
@@ -203,6 +220,7 @@ def bench_receiver(ctx: Context, url: str) -> list[Figure]:
         )
     finally:
         _forget_queue(env["REDIS_URL"], servers.queue)
+    commits, recorded = _commits(url) - commits_before, _recorded(url)
     assert real.paced is not None
     bare_paced = _serve_and_load(
         bare_web,
@@ -226,7 +244,8 @@ def bench_receiver(ctx: Context, url: str) -> list[Figure]:
             bare.peak_rate,
             higher_is_better=True,
             detail=f"{real.peak_answered:,} signed events recorded"
-            f"{f', {failed} not 200' if failed else ''}; {generator}",
+            f"{f', {failed} not 200' if failed else ''},"
+            f" {commits / max(recorded, 1):.2f} commits per webhook; {generator}",
         ),
         Figure(
             "receiver-p99",
