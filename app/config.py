@@ -122,6 +122,8 @@ class Settings:
     sweep_interval_seconds: int = 30
     celery_queue: str = "optout-sync"
     webhook_retention_days: int = 90
+    # Delivery receipts without an error: their ids only have to outlive Telnyx's retries.
+    receipt_retention_hours: int = 72
     reconcile_interval_seconds: int = 0  # 0: beat does not reconcile
     consent_scopes: str = ""  # CONSENT_SCOPES as given: inline JSON or a file's path
     # Outbound webhooks may go to http:// and private addresses (receivers on this machine).
@@ -162,6 +164,7 @@ class Settings:
             sweep_interval_seconds=_int(env, "SWEEP_INTERVAL_SECONDS", 30, minimum=1),
             reconcile_interval_seconds=_int(env, "RECONCILE_INTERVAL", 0, minimum=0),
             webhook_retention_days=_int(env, "WEBHOOK_RETENTION_DAYS", 90, minimum=1),
+            receipt_retention_hours=_int(env, "RECEIPT_RETENTION_HOURS", 72, minimum=1),
             celery_queue=env.get("CELERY_QUEUE", "").strip() or "optout-sync",
             consent_scopes=env.get("CONSENT_SCOPES", "").strip(),
             endpoints_allow_private=_flag(env, "ENDPOINTS_ALLOW_PRIVATE"),

@@ -16,7 +16,7 @@ from psycopg_pool import PoolTimeout
 from app import celery_config
 from app.outbound.sender import Sender
 from app.services import apply_events, operations, outbound
-from app.store.db import WORKER, get_pool
+from app.store.db import WORKER, connect, get_pool
 from workers.celery_app import celery, rules, settings
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,18 @@ def prune_inbox() -> dict[str, int]:
             result.cutoff.isoformat(),
             result.removed,
         )
-    return result.removed
+    # Its own autocommit session: a partition is detached CONCURRENTLY, outside any
+    # transaction, so the receiver never waits on it.
+    with connect(settings.database_url, autocommit=True) as conn:
+        receipts = operations.maintain_receipts(conn, settings.receipt_retention_hours)
+    if receipts.created or receipts.dropped:
+        log.info(
+            "delivery receipts: partitions created %s, dropped %s (RECEIPT_RETENTION_HOURS=%d)",
+            receipts.created,
+            receipts.dropped,
+            settings.receipt_retention_hours,
+        )
+    return {**result.removed, "receipt partitions dropped": len(receipts.dropped)}
 
 
 def _sweep_forever(interval: float) -> None:

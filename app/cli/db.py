@@ -8,6 +8,7 @@ from app.cli.common import (
     load_settings,
     resolve_database_url,
 )
+from app.services import operations
 from app.store import migrations
 from app.store.db import connect
 
@@ -21,7 +22,10 @@ def db() -> None:
     "upgrade", help="Apply pending sql/ migrations (idempotent; safe to run twice at once)."
 )
 def db_upgrade() -> None:
-    url = resolve_database_url(load_settings())
+    settings = load_settings()
+    url = resolve_database_url(settings)
     with connect(url, autocommit=True) as conn:
         applied = migrations.upgrade(conn)
+        # The days ahead of delivery receipts' partitions, so the first receipts find theirs.
+        operations.maintain_receipts(conn, settings.receipt_retention_hours)
     click.echo(f"applied {', '.join(applied)}" if applied else "schema is up to date")

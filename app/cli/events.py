@@ -74,13 +74,21 @@ def events_replay(event_id: str | None, all_failed: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Count what would go; remove nothing.")
 def events_prune(dry_run: bool) -> None:
     settings = load_settings()
-    with connect(resolve_database_url(settings)) as conn:
+    url = resolve_database_url(settings)
+    with connect(url) as conn:
         result = operations.prune_inbox(conn, settings.webhook_retention_days, dry_run=dry_run)
+    with connect(url, autocommit=True) as conn:
+        kept = operations.maintain_receipts(conn, settings.receipt_retention_hours, dry_run)
     counts = " and ".join(f"{count:,} {status}" for status, count in result.removed.items())
     click.echo(
         f"{'would remove' if dry_run else 'removed'} {counts} events received before"
         f" {result.cutoff.isoformat(timespec='seconds')}"
         f" (WEBHOOK_RETENTION_DAYS={settings.webhook_retention_days})"
+    )
+    click.echo(
+        f"{'would drop' if dry_run else 'dropped'} {len(kept.dropped)} day(s) of delivery"
+        f" receipts{': ' + ', '.join(kept.dropped) if kept.dropped else ''}"
+        f" (RECEIPT_RETENTION_HOURS={settings.receipt_retention_hours})"
     )
 
 

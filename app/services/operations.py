@@ -3,9 +3,11 @@ gauges that /metrics serves from PostgreSQL."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import psycopg
 
-from app.store import counters, inbox, outbox
+from app.store import counters, inbox, outbox, receipts
 from app.store.inbox import PruneResult
 
 
@@ -15,6 +17,24 @@ def prune_inbox(
     """Retention: processed and ignored events older than the window go, rows and all.
     Audit rows are never pruned."""
     return inbox.prune(conn, retention_days, dry_run=dry_run)
+
+
+@dataclass(frozen=True)
+class ReceiptsKept:
+    created: list[str]  # partitions made ahead
+    dropped: list[str]  # partitions past RECEIPT_RETENTION_HOURS, dropped whole
+
+
+def maintain_receipts(
+    conn: psycopg.Connection, retention_hours: int, dry_run: bool = False
+) -> ReceiptsKept:
+    """Delivery receipts: partitions for today and the next two days, and none older than
+    the retention (a partition drop, never a scan). ``conn`` must be in autocommit mode."""
+    if dry_run:
+        return ReceiptsKept([], receipts.expired(conn, retention_hours))
+    return ReceiptsKept(
+        receipts.ensure_partitions(conn), receipts.drop_expired(conn, retention_hours)
+    )
 
 
 def count_swept(conn: psycopg.Connection, claimed: int) -> None:

@@ -3,14 +3,14 @@ insert it into the inbox, committed before the caller answers Telnyx."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from app.consent import send_errors
-from app.store import inbox
+from app.store import inbox, receipts
 from app.telnyx.events import (
     MESSAGE_RECEIVED,
     SEND_REPORTS,
@@ -88,13 +88,23 @@ def receipt_of(delivery: inbox.Delivery, is_new: bool) -> Receipt:
 Outcome = bool | Exception  # new or not, or why this delivery could not be kept
 
 
+def is_plain_receipt(delivery: inbox.Delivery) -> bool:
+    """A delivery receipt without a consent-relevant error: kept compactly and briefly in
+    delivery_receipts (RECEIPT_RETENTION_HOURS), not in the inbox."""
+    return (
+        delivery.status == inbox.IGNORED
+        and delivery.event_type in SEND_REPORTS
+        and delivery.event_id is not None
+    )
+
+
 def record_deliveries(
     pool: ConnectionPool, deliveries: Sequence[inbox.Delivery], pool_wait: float
 ) -> list[Outcome]:
-    """Keep verified deliveries, committed together, durably, when this returns: for each,
-    whether it was new. Raises DatabaseBusy or DatabaseUnavailable when none can be kept; a
-    delivery the database refuses on its own (a value it cannot store) gets its own error,
-    and the others are kept one by one."""
+    """Keep verified deliveries, committed, durably, when this returns: for each, whether it
+    was new. Raises DatabaseBusy or DatabaseUnavailable when none can be kept; a delivery
+    the database refuses on its own (a value it cannot store) gets its own error, and the
+    others are kept one by one."""
     # Pooled connections may have been dropped by a database restart since their last use:
     # then the pool is checked and one more try made on a working connection. The insert is
     # idempotent by event id: a first try that did land makes the second report duplicates,
@@ -103,13 +113,7 @@ def record_deliveries(
     for attempt in range(1, tries + 1):
         try:
             with pool.connection(timeout=pool_wait) as conn:
-                # An autocommit pool: committed (durably) when this returns.
-                try:
-                    return list(inbox.record_events(conn, deliveries))
-                except psycopg.DataError:
-                    if len(deliveries) == 1:
-                        raise
-                    return [_record_alone(conn, delivery) for delivery in deliveries]
+                return _keep(conn, deliveries)
         except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
             # Trying again would miss Telnyx's 2 s deadline: the callers answer now.
             raise DatabaseBusy(str(exc)) from exc
@@ -121,8 +125,57 @@ def record_deliveries(
     raise AssertionError("unreachable: the last try returns or raises")
 
 
-def _record_alone(conn: psycopg.Connection, delivery: inbox.Delivery) -> Outcome:
+Keep = Callable[[psycopg.Connection, Sequence[inbox.Delivery]], list[bool]]
+
+
+def _keep(conn: psycopg.Connection, deliveries: Sequence[inbox.Delivery]) -> list[Outcome]:
+    """Plain receipts to delivery_receipts, the rest to the inbox: on an autocommit
+    connection, each statement is committed (durably) when it returns."""
+    outcomes: list[Outcome] = [False] * len(deliveries)
+    plain = [is_plain_receipt(d) for d in deliveries]
+    for keep, receipts_only in ((_record_receipts, True), (inbox.record_events, False)):
+        indexes = [i for i, is_plain in enumerate(plain) if is_plain is receipts_only]
+        if indexes:
+            kept = _each_alone_if_refused(conn, [deliveries[i] for i in indexes], keep)
+            for index, outcome in zip(indexes, kept, strict=True):
+                outcomes[index] = outcome
+    return outcomes
+
+
+def _each_alone_if_refused(
+    conn: psycopg.Connection, deliveries: Sequence[inbox.Delivery], keep: Keep
+) -> list[Outcome]:
     try:
-        return inbox.record_events(conn, [delivery])[0]
-    except psycopg.DataError as exc:
-        return exc
+        return list(keep(conn, deliveries))
+    except psycopg.DataError:
+        if len(deliveries) == 1:
+            raise
+    outcomes: list[Outcome] = []
+    for delivery in deliveries:
+        try:
+            outcomes.extend(keep(conn, [delivery]))
+        except psycopg.DataError as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def _record_receipts(conn: psycopg.Connection, deliveries: Sequence[inbox.Delivery]) -> list[bool]:
+    compact = [
+        receipts.Receipt(d.event_id or "", d.event_type or "", d.signed_at) for d in deliveries
+    ]
+    for _ in range(3):
+        try:
+            new = receipts.record(conn, compact)
+            break
+        except psycopg.errors.UniqueViolation:
+            continue  # another process kept one of them just now: it is a duplicate
+        except psycopg.errors.CheckViolation:
+            receipts.ensure_partitions(conn)  # today's partition is missing: beat is late
+    else:
+        new = receipts.record(conn, compact)
+    answered: set[str] = set()
+    outcomes = []
+    for receipt in compact:  # an id twice in one batch is new once
+        outcomes.append(receipt.event_id in new and receipt.event_id not in answered)
+        answered.add(receipt.event_id)
+    return outcomes

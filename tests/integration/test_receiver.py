@@ -76,10 +76,11 @@ def test_other_event_types_are_kept_and_ignored(
     client: FlaskClient, signing_key: SigningKey, database_url: str
 ) -> None:
     payload = fresh_ids(example("message_finalized"))
+    payload["data"]["event_type"] = "call.hangup"  # a voice event to a shared URL, say
     response = post_webhook(client, payload, signing_key)
     assert (response.status_code, response.get_json()) == (200, {"status": "ignored"})
     row = inbox_row(database_url, payload["data"]["id"])
-    assert row is not None and row["status"] == "ignored"
+    assert row is not None and row["status"] == "ignored" and row["event_type"] == "call.hangup"
 
 
 @pytest.mark.parametrize(

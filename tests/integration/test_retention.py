@@ -55,13 +55,14 @@ def test_prune_removes_old_processed_and_ignored_rows_keeps_the_rest_and_duplica
     url = make_database()
     settings = settings_for(url, servers["redis"], signing_key, "unused-queue")
     client = create_app(settings, {"TESTING": True}).test_client()
-    # Delivery receipts, as Telnyx sends them for every message: kept as `ignored`.
-    old_receipt, recent_receipt = (fresh_ids(example("message_finalized")) for _ in range(2))
-    for receipt in (old_receipt, recent_receipt):
-        assert post_webhook(client, receipt, signing_key).get_json() == {"status": "ignored"}
+    # Events of another type (a voice event to a shared URL, say): kept as `ignored`.
+    old_ignored, recent_ignored = (fresh_ids(example("message_finalized")) for _ in range(2))
+    for event in (old_ignored, recent_ignored):
+        event["data"]["event_type"] = "call.hangup"
+        assert post_webhook(client, event, signing_key).get_json() == {"status": "ignored"}
     with psycopg.connect(url) as conn:
-        _age(conn, old_receipt["data"]["id"], 91)
-        _age(conn, recent_receipt["data"]["id"], 89)
+        _age(conn, old_ignored["data"]["id"], 91)
+        _age(conn, recent_ignored["data"]["id"], 89)
         old_processed = record_aged(conn, "processed", 91)
         recent_processed = record_aged(conn, "processed", 89)
         waiting_for_replay = {
@@ -74,7 +75,8 @@ def test_prune_removes_old_processed_and_ignored_rows_keeps_the_rest_and_duplica
     assert dry.exit_code == 0, dry.output
     assert re.fullmatch(
         r"would remove 1 processed and 1 ignored events received before \S+"
-        r" \(WEBHOOK_RETENTION_DAYS=90\)\n",
+        r" \(WEBHOOK_RETENTION_DAYS=90\)\n"
+        r"would drop 0 day\(s\) of delivery receipts \(RECEIPT_RETENTION_HOURS=72\)\n",
         dry.output,
     )
     assert kept_event_ids(url) == before
@@ -82,13 +84,13 @@ def test_prune_removes_old_processed_and_ignored_rows_keeps_the_rest_and_duplica
     done = CliRunner().invoke(main, ["events", "prune"], env=env)
     assert done.exit_code == 0, done.output
     assert done.output.startswith("removed 1 processed and 1 ignored events received before ")
-    assert kept_event_ids(url) == before - {old_receipt["data"]["id"], old_processed}
-    assert {recent_receipt["data"]["id"], recent_processed} | waiting_for_replay <= kept_event_ids(
+    assert kept_event_ids(url) == before - {old_ignored["data"]["id"], old_processed}
+    assert {recent_ignored["data"]["id"], recent_processed} | waiting_for_replay <= kept_event_ids(
         url
     )
 
     # Inside the window a redelivery still finds its event id.
-    assert post_webhook(client, recent_receipt, signing_key).get_json() == {"status": "duplicate"}
+    assert post_webhook(client, recent_ignored, signing_key).get_json() == {"status": "duplicate"}
 
 
 def test_prune_works_through_many_batches(make_database: Callable[[], str]) -> None:
