@@ -30,6 +30,7 @@ from app.cli.common import (
             "changes",
             "outbound",
             "console",
+            "scale",
             "all",
         ]
     ),
@@ -62,7 +63,7 @@ def bench(names: tuple[str, ...], size: str, processes: int, generator: str) -> 
     settings = load_settings()
     url = resolve_database_url(settings)
     broker_url = settings.broker_url
-    if not broker_url and {"receiver", "lag", "outbound"} & set(chosen):
+    if not broker_url and {"receiver", "lag", "outbound", "scale"} & set(chosen):
         broker_url = embedded_redis(settings)
     context = benchmarks.Context(
         # The scratch databases live on the same server: connect to its maintenance database.

@@ -52,15 +52,17 @@ def record(conn: psycopg.Connection, receipts: Sequence[Receipt]) -> set[str]:
     return {event_id for (event_id,) in rows}
 
 
-def ensure_partitions(conn: psycopg.Connection, days_ahead: int = 2) -> list[str]:
-    """Create the partitions of today (UTC) and the next ``days_ahead`` days that are
-    missing, committed; return the ones created."""
+def ensure_partitions(
+    conn: psycopg.Connection, days_ahead: int = 2, days_back: int = 0
+) -> list[str]:
+    """Create the partitions of today (UTC), the next ``days_ahead`` days and the past
+    ``days_back`` days that are missing, committed; return the ones created."""
     today = datetime.now(UTC).date()
     created = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITIONS_LOCK_KEY,))
         existing = set(partitions(conn))
-        for offset in range(days_ahead + 1):
+        for offset in range(-days_back, days_ahead + 1):
             day = today + timedelta(days=offset)
             name = partition_name(day)
             if name in existing:

@@ -43,6 +43,9 @@ def test_bench_prints_each_figure_with_its_baseline_and_ratio(servers: dict[str,
         "outbound",
         "outbound-lag-p99",
         *(f"console-{page}" for page in PAGES),
+        "scale-receiver",
+        "scale-worker",
+        "scale-retention",
     ]
     details = {m["name"]: m["detail"] for m in matches if m}
     # Every signed event the real app got was recorded (answered 200), and every one of the

@@ -23,6 +23,7 @@ from app.devtools.bench.database import (
 )
 from app.devtools.bench.http import bare_app, bench_lag, bench_receiver
 from app.devtools.bench.outbound import bench_outbound
+from app.devtools.bench.scale import bench_scale
 
 __all__ = ["BENCHMARKS", "SIZES", "Context", "Figure", "bare_app", "fill_audit_rows", "run"]
 
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, Callable[[Context, str], list[Figure]]] = {
     "changes": bench_changes,
     "outbound": bench_outbound,
     "console": bench_console,
+    "scale": bench_scale,
 }
 
 

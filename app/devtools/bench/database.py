@@ -46,11 +46,8 @@ def _drain_in_child(url: str, batch_size: int, ready: Any, finished: Any) -> Non
     finished.put((result.processed, time.perf_counter()))
 
 
-def bench_worker(ctx: Context, url: str) -> list[Figure]:
-    """A backlog of mixed campaign replies drained by as many processes as a Celery worker
-    runs (classified, state, audit) vs raw batched upserts of the same numbers."""
-    events = ctx.size.worker_events
-    numbers = phone_numbers(events)
+def queue_replies(url: str, numbers: list[str]) -> None:
+    """A pending backlog of campaign replies in the traffic mix, one per number."""
     with psycopg.connect(url) as conn:
         copy_sql = "COPY webhook_events (event_id, event_type, status, raw_body) FROM STDIN"
         with conn.cursor().copy(copy_sql) as copy:
@@ -67,6 +64,10 @@ def bench_worker(ctx: Context, url: str) -> list[Figure]:
         conn.commit()
         conn.execute("ANALYZE webhook_events")  # as autovacuum keeps a live inbox
         conn.commit()
+
+
+def drain_seconds(ctx: Context, url: str) -> float:
+    """How long as many processes as a Celery worker runs take to apply what is pending."""
     context = multiprocessing.get_context("fork")
     ready, finished = context.Barrier(ctx.processes + 1), context.Queue()
     children = [
@@ -80,11 +81,21 @@ def bench_worker(ctx: Context, url: str) -> list[Figure]:
     reports = [finished.get(timeout=3600) for _ in children]
     for child in children:
         child.join()
-    seconds = max(at for _, at in reports) - started
     with psycopg.connect(url) as conn:
-        statuses = inbox.count_by_status(conn)
-        if statuses != {"processed": events}:
-            raise RuntimeError(f"the drain left events unprocessed: {statuses}")
+        left = {s: n for s, n in inbox.count_by_status(conn).items() if s != "processed"}
+    if left:
+        raise RuntimeError(f"the drain left events unprocessed: {left}")
+    return max(at for _, at in reports) - started
+
+
+def bench_worker(ctx: Context, url: str) -> list[Figure]:
+    """A backlog of mixed campaign replies drained by as many processes as a Celery worker
+    runs (classified, state, audit) vs raw batched upserts of the same numbers."""
+    events = ctx.size.worker_events
+    numbers = phone_numbers(events)
+    queue_replies(url, numbers)
+    seconds = drain_seconds(ctx, url)
+    with psycopg.connect(url) as conn:
 
         def raw_upserts() -> None:
             for start in range(0, events, 500):

@@ -1,0 +1,133 @@
+"""bench scale (issue 19): the receiver and the worker with a deployment's worth of inbox
+behind them, against the same on an empty inbox in the same run; what retention costs for
+a day; and how big the tables are.
+
+The mix is a steady state of about a million messages sent a day: for every reply, fifty
+delivery receipts. Receipts live RECEIPT_RETENTION_HOURS (three days here, in
+delivery_receipts); replies WEBHOOK_RETENTION_DAYS (ninety, in the inbox, with their body).
+"""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from app.devtools import loadgen
+from app.devtools.bench.common import Context, Figure, phone_numbers, signed_requests
+from app.devtools.bench.database import drain_seconds, queue_replies
+from app.devtools.bench.http import (
+    _forget_queue,
+    _procfile,
+    _requests_for,
+    _serve_and_load,
+    _Servers,
+)
+from app.devtools.simulate import encode, message_received
+from app.store import inbox, receipts
+
+RECEIPTS_PER_REPLY = 50
+RECEIPT_DAYS, REPLY_DAYS = 3, 90
+
+
+def fill(conn: psycopg.Connection, rows: int) -> tuple[int, int]:
+    """Receipts over the last RECEIPT_DAYS and processed replies over REPLY_DAYS, ``rows``
+    in all, written in bulk; returns (receipts, replies)."""
+    per_day = rows / (RECEIPT_DAYS + REPLY_DAYS / RECEIPTS_PER_REPLY)  # receipts a day
+    receipt_rows, reply_rows = int(per_day * RECEIPT_DAYS), rows - int(per_day * RECEIPT_DAYS)
+    body = encode(
+        message_received(
+            text="Thanks! See you at 5", from_number="+13125550100", to_number="+17735550188"
+        )
+    )
+    receipts.ensure_partitions(conn, days_back=RECEIPT_DAYS)
+    conn.execute(
+        "INSERT INTO delivery_receipts (event_id, event_type, received_at, signed_at)"
+        " SELECT 'receipt-' || g, 'message.finalized',"
+        "   now() - interval '1 day' * %(days)s * g / %(n)s, 1733500000"
+        " FROM generate_series(1, %(n)s) g",
+        {"days": RECEIPT_DAYS - 0.01, "n": receipt_rows},
+    )
+    conn.execute(
+        "INSERT INTO webhook_events (event_id, event_type, status, raw_body, received_at,"
+        "  processed_at, attempts, outcome)"
+        " SELECT 'reply-' || g, 'message.received', 'processed',"
+        "   replace(%(body)s::text, 'Thanks!', 'Thanks ' || g || '!')::bytea,"
+        "   now() - interval '1 day' * %(days)s * g / %(n)s,"
+        "   now() - interval '1 day' * %(days)s * g / %(n)s, 1, 'opt_out'"
+        " FROM generate_series(1, %(n)s) g",
+        {"body": body.decode(), "days": REPLY_DAYS, "n": reply_rows},
+    )
+    conn.commit()
+    return receipt_rows, reply_rows
+
+
+def _sizes(conn: psycopg.Connection) -> str:
+    inbox_bytes, receipt_bytes = conn.execute(
+        "SELECT pg_total_relation_size('webhook_events'),"
+        " (SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits"
+        "  WHERE inhparent = 'delivery_receipts'::regclass)"
+    ).fetchone() or (0, 0)
+    return f"inbox {inbox_bytes / 2**30:.2f} GiB, receipts {receipt_bytes / 2**30:.2f} GiB"
+
+
+def bench_scale(ctx: Context, url: str) -> list[Figure]:
+    rows = ctx.size.scale_rows
+    servers = _Servers.for_run(url, ctx.broker_url, "scale")
+    use_wrk = ctx.generator == "wrk" or (ctx.generator == "auto" and loadgen.wrk_available())
+    web, size = _procfile()["web"], ctx.size
+    events = ctx.size.worker_events
+
+    def measure(area: int) -> tuple[float, float]:
+        requests = signed_requests(servers.key, _requests_for(size, 2000.0), area)
+        peak = _serve_and_load(web, servers.env, servers.port, requests, size, use_wrk).peak_rate
+        queue_replies(url, phone_numbers(events, area=area + 1))
+        return peak, events / drain_seconds(ctx, url)
+
+    try:
+        empty_peak, empty_drain = measure(312)
+        with psycopg.connect(url, autocommit=True) as conn:
+            started = time.perf_counter()
+            receipt_rows, reply_rows = fill(conn, rows)
+            filled_in = time.perf_counter() - started
+            conn.execute("VACUUM ANALYZE webhook_events")
+            conn.execute("VACUUM ANALYZE delivery_receipts")
+            sizes = _sizes(conn)
+        full_peak, full_drain = measure(415)
+    finally:
+        _forget_queue(servers.env["REDIS_URL"], servers.queue)
+    with psycopg.connect(url, autocommit=True) as conn:
+        # A day of each: the oldest day of replies by batched deletes, a day of receipts as
+        # a partition drop.
+        started = time.perf_counter()
+        pruned = inbox.prune(conn, REPLY_DAYS - 1)
+        prune_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        dropped = receipts.drop_expired(conn, 24 * (RECEIPT_DAYS - 1))
+        drop_seconds = time.perf_counter() - started
+    detail = (
+        f"{rows:,} rows ({receipt_rows:,} receipts, {reply_rows:,} replies)"
+        f" filled in {filled_in:.0f} s; {sizes}"
+    )
+    return [
+        Figure("scale-receiver", full_peak, "req/s", "empty inbox", empty_peak, True, detail),
+        Figure(
+            "scale-worker",
+            full_drain,
+            "events/s",
+            "empty inbox",
+            empty_drain,
+            True,
+            f"{events:,} replies drained",
+        ),
+        Figure(
+            "scale-retention",
+            drop_seconds * 1000 / max(len(dropped), 1),
+            "ms",
+            "batched delete of a day of replies",
+            prune_seconds * 1000,
+            False,
+            f"a day of receipts ({receipt_rows // RECEIPT_DAYS:,} rows) dropped as a partition;"
+            f" {sum(pruned.removed.values()):,} replies deleted in batches",
+        ),
+    ]
