@@ -39,9 +39,10 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # (app.services.group_commit), so a burst shares one commit; a long poll of the changes feed
 # holds a thread, not a process. The GIL keeps a process to about one core: one per core,
 # and one more to cover a process paused in a collection or a slow statement.
-worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
 threads = int(os.environ.get("WEB_THREADS", "16"))
+# WEB_THREADS=1: gunicorn's sync workers, one request per process, as before 0.13.0.
+worker_class = "gthread" if threads > 1 else "sync"
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
 # A thread waiting for the GIL waits up to this long behind a busy one (5 ms by default):
 # the committer and every answer wait behind verifications and parsing, so switch sooner.
 sys.setswitchinterval(0.001)
