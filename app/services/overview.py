@@ -14,9 +14,8 @@ from app.store import audit_log, counters, endpoints, inbox, operator_actions, s
 
 CHART_DAYS = 30
 OPT_OUT_ACTIONS = (Action.OPT_OUT, Action.REVIEW_CONFIRMED)
-# The FCC's limit for honouring an opt-out. The histogram's last finite bound is 10 calendar
-# days, which is never more than 10 business days: under it is certainly within the limit.
-HONOUR_LIMIT = "10 business days"
+# The FCC allows 10 business days to honour an opt-out. The histogram's last finite bound is
+# 10 calendar days, never more than 10 business days: under it is certainly within the limit.
 HONOUR_BOUND_SECONDS = counters.HONORED_BUCKETS[-1]
 
 

@@ -163,19 +163,14 @@ def _record_receipts(conn: psycopg.Connection, deliveries: Sequence[inbox.Delive
     compact = [
         receipts.Receipt(d.event_id or "", d.event_type or "", d.signed_at) for d in deliveries
     ]
-    for _ in range(3):
+    for last in (False, False, True):
         try:
-            new = receipts.record(conn, compact)
-            break
+            return receipts.record(conn, compact)
         except psycopg.errors.UniqueViolation:
-            continue  # another process kept one of them just now: it is a duplicate
+            if last:  # else another process kept one just now: now it is a duplicate
+                raise
         except psycopg.errors.CheckViolation:
+            if last:
+                raise
             receipts.ensure_partitions(conn)  # today's partition is missing: beat is late
-    else:
-        new = receipts.record(conn, compact)
-    answered: set[str] = set()
-    outcomes = []
-    for receipt in compact:  # an id twice in one batch is new once
-        outcomes.append(receipt.event_id in new and receipt.event_id not in answered)
-        answered.add(receipt.event_id)
-    return outcomes
+    raise AssertionError("unreachable: the last try returns or raises")

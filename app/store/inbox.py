@@ -62,14 +62,20 @@ def record_events(conn: psycopg.Connection, deliveries: Sequence[Delivery]) -> l
             ),
         ).fetchall()
     }
+    return new_in_order([d.event_id for d in deliveries], inserted)
+
+
+def new_in_order(event_ids: Sequence[str | None], inserted: set[str]) -> list[bool]:
+    """For each id in the order given, whether it was new: inserted, and not already
+    answered earlier in the batch. No id, no conflict: always a row of its own."""
     answered: set[str] = set()
     new = []
-    for delivery in deliveries:
-        if delivery.event_id is None:  # no id, no conflict: always a row of its own
+    for event_id in event_ids:
+        if event_id is None:
             new.append(True)
         else:
-            new.append(delivery.event_id in inserted and delivery.event_id not in answered)
-            answered.add(delivery.event_id)
+            new.append(event_id in inserted and event_id not in answered)
+            answered.add(event_id)
     return new
 
 

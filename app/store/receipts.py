@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from psycopg import sql
 
+from app.store import inbox
+
 # Creating partitions from several processes at once queues on this (any fixed number).
 PARTITIONS_LOCK_KEY = 0x6F7074_726370  # "opt" "rcp"
 _PREFIX = "delivery_receipts_p"
@@ -31,8 +33,9 @@ def partition_name(day: date) -> str:
     return f"{_PREFIX}{day:%Y%m%d}"
 
 
-def record(conn: psycopg.Connection, receipts: Sequence[Receipt]) -> set[str]:
-    """Keep the receipts not already kept, in one statement; return the ids that were new.
+def record(conn: psycopg.Connection, receipts: Sequence[Receipt]) -> list[bool]:
+    """Keep the receipts not already kept, in one statement; for each, whether it was new
+    (an id twice in one batch is new once).
     Raises psycopg.errors.UniqueViolation when another session kept one of them in the
     meantime (the caller tries again), and CheckViolation when today's partition is missing
     (the caller creates it: ensure_partitions)."""
@@ -49,7 +52,7 @@ def record(conn: psycopg.Connection, receipts: Sequence[Receipt]) -> set[str]:
             [r.signed_at for r in receipts],
         ),
     ).fetchall()
-    return {event_id for (event_id,) in rows}
+    return inbox.new_in_order([r.event_id for r in receipts], {event_id for (event_id,) in rows})
 
 
 def ensure_partitions(
@@ -118,8 +121,3 @@ def drop_expired(conn: psycopg.Connection, retention_hours: int) -> list[str]:
         )
         conn.execute(sql.SQL("DROP TABLE {}").format(table))
     return dropped
-
-
-def count(conn: psycopg.Connection) -> int:
-    row = conn.execute("SELECT count(*) FROM delivery_receipts").fetchone()
-    return int(row[0]) if row else 0

@@ -88,7 +88,7 @@ def test_a_day_of_receipts_goes_as_one_partition_drop_after_the_retention(
         assert (kept.created, kept.dropped) == ([], [old])
         assert old not in receipts.partitions(conn)
         assert conn.execute("SELECT to_regclass(%s)", (old,)).fetchone() == (None,)
-        assert receipts.count(conn) == 0
+        assert conn.execute("SELECT count(*) FROM delivery_receipts").fetchone() == (0,)
 
 
 def test_events_prune_reports_the_days_of_receipts_it_drops(
