@@ -28,7 +28,7 @@ from psycopg_pool import ConnectionPool
 from app.config import Settings
 from app.devtools.simulate import encode, message_received, sign
 from app.devtools.supervisor import Supervisor
-from app.services import apply_events
+from app.services import apply_events, operations
 from app.store import inbox, migrations
 from app.store.db import close_pools
 from app.web import create_app
@@ -95,6 +95,7 @@ def make_database(servers: dict[str, str]) -> Iterator[Callable[[], str]]:
         url = _with_database(servers["database"], name)
         with psycopg.connect(url, autocommit=True) as conn:
             migrations.upgrade(conn)
+            operations.ensure_partitions(conn)
         return url
 
     yield make

@@ -71,28 +71,33 @@ def sweep() -> dict[str, int]:
 
 @celery.task(name=celery_config.PRUNE_TASK, acks_late=True, ignore_result=True)
 def prune_inbox() -> dict[str, int]:
-    """Retention: processed and ignored events go after WEBHOOK_RETENTION_DAYS, rows and all.
-    Audit rows are never pruned."""
-    with get_pool(settings.database_url, WORKER).connection() as conn:
-        result = operations.prune_inbox(conn, settings.webhook_retention_days)
-    if any(result.removed.values()):
-        log.info(
-            "retention removed inbox events received before %s: %s",
-            result.cutoff.isoformat(),
-            result.removed,
-        )
-    # Its own autocommit session: a partition is detached CONCURRENTLY, outside any
-    # transaction, so the receiver never waits on it.
+    """Retention (operations.apply_retention). Its own autocommit session: a partition is
+    detached CONCURRENTLY, outside any transaction, so the receiver never waits on it."""
     with connect(settings.database_url, autocommit=True) as conn:
-        receipts = operations.maintain_receipts(conn, settings.receipt_retention_hours)
-    if receipts.created or receipts.dropped:
+        done = operations.apply_retention(
+            conn, settings.webhook_retention_days, settings.receipt_retention_hours
+        )
+    if any(done.removed.removed.values()) or done.inbox_days.partitions:
         log.info(
-            "delivery receipts: partitions created %s, dropped %s (RECEIPT_RETENTION_HOURS=%d)",
-            receipts.created,
-            receipts.dropped,
+            "retention removed inbox events received before %s: %s; days dropped %s"
+            " (%d events kept for replay)",
+            done.removed.cutoff.isoformat(),
+            done.removed.removed,
+            done.inbox_days.partitions,
+            done.inbox_days.kept,
+        )
+    if done.created or done.receipt_days:
+        log.info(
+            "partitions created %s; delivery receipts dropped %s (RECEIPT_RETENTION_HOURS=%d)",
+            done.created,
+            done.receipt_days,
             settings.receipt_retention_hours,
         )
-    return {**result.removed, "receipt partitions dropped": len(receipts.dropped)}
+    return {
+        **done.removed.removed,
+        "inbox days dropped": len(done.inbox_days.partitions),
+        "receipt partitions dropped": len(done.receipt_days),
+    }
 
 
 def _sweep_forever(interval: float) -> None:

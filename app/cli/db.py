@@ -26,6 +26,6 @@ def db_upgrade() -> None:
     url = resolve_database_url(settings)
     with connect(url, autocommit=True) as conn:
         applied = migrations.upgrade(conn)
-        # The days ahead of delivery receipts' partitions, so the first receipts find theirs.
-        operations.maintain_receipts(conn, settings.receipt_retention_hours)
+        # The days ahead, so that the first webhooks find their partitions.
+        operations.ensure_partitions(conn)
     click.echo(f"applied {', '.join(applied)}" if applied else "schema is up to date")

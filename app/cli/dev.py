@@ -14,6 +14,7 @@ from app.cli.common import (
     keyword_engine,
     load_settings,
 )
+from app.services import operations
 from app.store import migrations
 from app.store.db import connect
 
@@ -87,6 +88,7 @@ def dev(port: int | None) -> None:
 
     with connect(env["DATABASE_URL"], autocommit=True) as conn:
         migrations.upgrade(conn)
+        operations.ensure_partitions(conn)
 
     commands = {name: procfile[name] for name in ("web", "worker", "beat")}
     base = f"http://127.0.0.1:{env['PORT']}"

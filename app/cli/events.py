@@ -74,20 +74,25 @@ def events_replay(event_id: str | None, all_failed: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Count what would go; remove nothing.")
 def events_prune(dry_run: bool) -> None:
     settings = load_settings()
-    url = resolve_database_url(settings)
-    with connect(url) as conn:
-        result = operations.prune_inbox(conn, settings.webhook_retention_days, dry_run=dry_run)
-    with connect(url, autocommit=True) as conn:
-        kept = operations.maintain_receipts(conn, settings.receipt_retention_hours, dry_run)
-    counts = " and ".join(f"{count:,} {status}" for status, count in result.removed.items())
+    with connect(resolve_database_url(settings), autocommit=True) as conn:
+        done = operations.apply_retention(
+            conn, settings.webhook_retention_days, settings.receipt_retention_hours, dry_run
+        )
+    counts = " and ".join(f"{count:,} {status}" for status, count in done.removed.removed.items())
+    days, receipt_days = done.inbox_days.partitions, done.receipt_days
     click.echo(
         f"{'would remove' if dry_run else 'removed'} {counts} events received before"
-        f" {result.cutoff.isoformat(timespec='seconds')}"
+        f" {done.removed.cutoff.isoformat(timespec='seconds')}"
         f" (WEBHOOK_RETENTION_DAYS={settings.webhook_retention_days})"
     )
     click.echo(
-        f"{'would drop' if dry_run else 'dropped'} {len(kept.dropped)} day(s) of delivery"
-        f" receipts{': ' + ', '.join(kept.dropped) if kept.dropped else ''}"
+        f"{'would drop' if dry_run else 'dropped'} {len(days)} day(s) of the inbox"
+        f"{': ' + ', '.join(days) if days else ''}, keeping {done.inbox_days.kept:,} pending,"
+        " failed or invalid events for replay"
+    )
+    click.echo(
+        f"{'would drop' if dry_run else 'dropped'} {len(receipt_days)} day(s) of delivery"
+        f" receipts{': ' + ', '.join(receipt_days) if receipt_days else ''}"
         f" (RECEIPT_RETENTION_HOURS={settings.receipt_retention_hours})"
     )
 

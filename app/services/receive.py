@@ -10,6 +10,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from app.consent import send_errors
+from app.services import operations
 from app.store import inbox, receipts
 from app.telnyx.events import (
     MESSAGE_RECEIVED,
@@ -146,14 +147,14 @@ def _each_alone_if_refused(
     conn: psycopg.Connection, deliveries: Sequence[inbox.Delivery], keep: Keep
 ) -> list[Outcome]:
     try:
-        return list(keep(conn, deliveries))
+        return list(_retried(conn, deliveries, keep))
     except psycopg.DataError:
         if len(deliveries) == 1:
             raise
     outcomes: list[Outcome] = []
     for delivery in deliveries:
         try:
-            outcomes.extend(keep(conn, [delivery]))
+            outcomes.extend(_retried(conn, [delivery], keep))
         except psycopg.DataError as exc:
             outcomes.append(exc)
     return outcomes
@@ -163,14 +164,22 @@ def _record_receipts(conn: psycopg.Connection, deliveries: Sequence[inbox.Delive
     compact = [
         receipts.Receipt(d.event_id or "", d.event_type or "", d.signed_at) for d in deliveries
     ]
+    return receipts.record(conn, compact)
+
+
+def _retried(
+    conn: psycopg.Connection, deliveries: Sequence[inbox.Delivery], keep: Keep
+) -> list[bool]:
+    """keep(), again if another process kept one of the same events in the meantime (it is
+    now a duplicate) or today's partition is missing (beat is late: it is made here)."""
     for last in (False, False, True):
         try:
-            return receipts.record(conn, compact)
+            return keep(conn, deliveries)
         except psycopg.errors.UniqueViolation:
-            if last:  # else another process kept one just now: now it is a duplicate
+            if last:
                 raise
         except psycopg.errors.CheckViolation:
             if last:
                 raise
-            receipts.ensure_partitions(conn)  # today's partition is missing: beat is late
+            operations.ensure_partitions(conn)
     raise AssertionError("unreachable: the last try returns or raises")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 import psycopg
 from psycopg.rows import dict_row
+
+from app.store import partitions
+from app.store.partitions import DailyPartitions
 
 
 class EventStatus(StrEnum):
@@ -40,10 +43,46 @@ class Delivery:
     error: str | None = None
 
 
+# The pks of a UTC day (migration 0016): its days since 1970-01-01, shifted left 32 bits.
+DAY_SHIFT = 32
+# Below this, pks are the legacy partition's (a bigserial, before 0016) and the kept one's.
+LEGACY_END = 2**40
+PARTITIONS = DailyPartitions(
+    "webhook_events",
+    lock_key=0x6F7074_696E62,  # "opt" "inb"
+    bounds=lambda day: (day_pk(day), day_pk(day + timedelta(days=1))),
+    storage="toast_tuple_target = 128",  # as migration 0004
+)
+LEGACY = "webhook_events_legacy"
+# A redelivery is answered `duplicate` if its event id is in the partitions of today or the
+# previous DUPLICATE_WINDOW_DAYS days (or in the kept and legacy partitions). Telnyx retries
+# a delivery up to 3 times per URL with backoff, then tries the failover URL: minutes to
+# hours, well inside the window. Looking further back would probe every day's index.
+DUPLICATE_WINDOW_DAYS = 3
+KEPT_RECENTLY = (
+    "SELECT 1 FROM webhook_events e WHERE e.event_id = u.event_id"
+    " AND (e.pk >= %s OR e.pk < %s)"  # duplicate_window(): the partitions worth a probe
+)
+
+
+def day_pk(day: date) -> int:
+    """The first pk of a UTC day's partition."""
+    return (day - date(1970, 1, 1)).days << DAY_SHIFT
+
+
+def duplicate_window() -> tuple[int, int]:
+    """KEPT_RECENTLY's parameters: the first pk of the window, and LEGACY_END."""
+    return day_pk(partitions.today() - timedelta(days=DUPLICATE_WINDOW_DAYS)), LEGACY_END
+
+
 def record_events(conn: psycopg.Connection, deliveries: Sequence[Delivery]) -> list[bool]:
     """Insert deliveries in one statement (one commit, on an autocommit connection), each
-    unless its event id is already kept; for each, True when it was new. An id repeated
-    within the batch is new once, the first time."""
+    unless its event id is already kept (see DUPLICATE_WINDOW_DAYS); for each, True when it
+    was new. An id repeated within the batch is new once, the first time.
+    Raises psycopg.errors.UniqueViolation when another session kept one of them in the
+    meantime (try again: it is now a duplicate), and CheckViolation when today's partition
+    is missing (PARTITIONS.ensure, then try again)."""
+    firsts = _first_copies(deliveries)
     inserted = {
         event_id
         for (event_id,) in conn.execute(
@@ -51,18 +90,33 @@ def record_events(conn: psycopg.Connection, deliveries: Sequence[Delivery]) -> l
             " (event_id, event_type, status, raw_body, signed_at, last_error)"
             " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::bytea[],"
             "   %b::int8[], %b::text[])"  # binary: the bodies go without hex escaping
-            " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            "   AS u(event_id, event_type, status, raw_body, signed_at, last_error)"
+            f" WHERE u.event_id IS NULL OR NOT EXISTS ({KEPT_RECENTLY})"
+            " RETURNING event_id",
             (
-                [d.event_id for d in deliveries],
-                [d.event_type for d in deliveries],
-                [d.status for d in deliveries],
-                [d.raw_body for d in deliveries],
-                [d.signed_at for d in deliveries],
-                [d.error for d in deliveries],
+                [d.event_id for d in firsts],
+                [d.event_type for d in firsts],
+                [d.status for d in firsts],
+                [d.raw_body for d in firsts],
+                [d.signed_at for d in firsts],
+                [d.error for d in firsts],
+                *duplicate_window(),
             ),
         ).fetchall()
     }
     return new_in_order([d.event_id for d in deliveries], inserted)
+
+
+def _first_copies(deliveries: Sequence[Delivery]) -> list[Delivery]:
+    """The deliveries without a later copy of an earlier one's id (no id: never a copy)."""
+    seen: set[str] = set()
+    firsts = []
+    for delivery in deliveries:
+        if delivery.event_id is None or delivery.event_id not in seen:
+            firsts.append(delivery)
+        if delivery.event_id is not None:
+            seen.add(delivery.event_id)
+    return firsts
 
 
 def new_in_order(event_ids: Sequence[str | None], inserted: set[str]) -> list[bool]:
@@ -273,26 +327,31 @@ class PruneResult:
     removed: dict[str, int]  # by status
 
 
+def retention_cutoff(older_than_days: int) -> datetime:
+    """The midnight (UTC) before which retention removes events: whole days, so that a day's
+    partition goes in one drop rather than row by row as its hours pass."""
+    return partitions.midnight((datetime.now(UTC) - timedelta(days=older_than_days)).date())
+
+
 def prune(
     conn: psycopg.Connection, older_than_days: int, *, dry_run: bool = False, batch: int = 10_000
 ) -> PruneResult:
-    """Remove processed and ignored events received more than ``older_than_days`` ago.
+    """Remove processed and ignored events received before retention_cutoff() that are not
+    in a day's partition past it (drop_expired_days drops those whole): the legacy
+    partition's, replayed ones in the kept partition, and any received_at set by hand.
 
     In batches, each committed, so the receiver and the workers never wait long on it.
-    Pending, failed and invalid events stay whatever their age: they are for replay. A
-    redelivery inside the window still finds its event id and is answered `duplicate`.
+    Pending, failed and invalid events stay whatever their age: they are for replay.
     """
-    row = conn.execute(
-        "SELECT clock_timestamp() - make_interval(days => %s)", (older_than_days,)
-    ).fetchone()
-    assert row is not None
-    cutoff: datetime = row[0]
+    cutoff = retention_cutoff(older_than_days)
+    old_days_end = day_pk(cutoff.date())
     removed: dict[str, int] = dict.fromkeys(RETIRED, 0)
     if dry_run:
         counts = conn.execute(
             "SELECT status, count(*) FROM webhook_events"
-            " WHERE status = ANY(%s) AND received_at < %s GROUP BY status",
-            (list(RETIRED), cutoff),
+            " WHERE status = ANY(%s) AND received_at < %s AND (pk < %s OR pk >= %s)"
+            " GROUP BY status",
+            (list(RETIRED), cutoff, LEGACY_END, old_days_end),
         ).fetchall()
         conn.rollback()
         return PruneResult(cutoff, removed | dict(counts))
@@ -300,15 +359,75 @@ def prune(
         counts = conn.execute(
             "WITH gone AS (DELETE FROM webhook_events WHERE pk = ANY(ARRAY("
             "    SELECT pk FROM webhook_events WHERE status = ANY(%s) AND received_at < %s"
-            "    LIMIT %s FOR UPDATE SKIP LOCKED)) RETURNING status)"
+            "    AND (pk < %s OR pk >= %s) LIMIT %s FOR UPDATE SKIP LOCKED)) RETURNING status)"
             " SELECT status, count(*) FROM gone GROUP BY status",
-            (list(RETIRED), cutoff, batch),
+            (list(RETIRED), cutoff, LEGACY_END, old_days_end, batch),
         ).fetchall()
         conn.commit()
         for status, count in counts:
             removed[status] += count
         if sum(count for _, count in counts) < batch:
             return PruneResult(cutoff, removed)
+
+
+# Events that wait for a worker or a person, as their partial indexes find them.
+_WAITING = ("status = 'pending'", "status IN ('failed', 'invalid')")
+
+
+@dataclass(frozen=True)
+class DroppedDays:
+    partitions: list[str]  # dropped whole (or that would be, on a dry run)
+    kept: int  # their pending, failed and invalid events, moved to webhook_events_kept
+
+
+def drop_expired_days(
+    conn: psycopg.Connection, older_than_days: int, *, dry_run: bool = False
+) -> DroppedDays:
+    """Drop the days whose whole day is before retention_cutoff(), and the legacy partition
+    once prune has removed the last of its processed and ignored events. Their pending,
+    failed and invalid events move to the kept partition first (pk -> -pk), to wait for
+    replay. ``conn`` must be in autocommit mode (the detach is CONCURRENTLY)."""
+    expired = PARTITIONS.expired(conn, timedelta(days=older_than_days))
+    ranges = {name: _pk_range(name) for name in expired}
+    if _legacy_retired(conn):
+        ranges[LEGACY] = (1, LEGACY_END)
+    if dry_run:
+        return DroppedDays(list(ranges), sum(_count_waiting(conn, *r) for r in ranges.values()))
+    kept = 0
+    for name, (first, end) in ranges.items():
+        for waiting in _WAITING:
+            kept += conn.execute(
+                f"UPDATE webhook_events SET pk = -pk WHERE pk >= %s AND pk < %s AND {waiting}",
+                (first, end),
+            ).rowcount
+        PARTITIONS.detach_and_drop(conn, name)
+    return DroppedDays(list(ranges), kept)
+
+
+def _pk_range(name: str) -> tuple[int, int]:
+    day = PARTITIONS.day_of(name)
+    assert day is not None
+    return day_pk(day), day_pk(day + timedelta(days=1))
+
+
+def _legacy_retired(conn: psycopg.Connection) -> bool:
+    row = conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM webhook_events"
+        "  WHERE pk >= 1 AND pk < %s AND status IN ('processed', 'ignored'))",
+        (LEGACY, LEGACY_END),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _count_waiting(conn: psycopg.Connection, first: int, end: int) -> int:
+    total = 0
+    for waiting in _WAITING:
+        row = conn.execute(
+            f"SELECT count(*) FROM webhook_events WHERE pk >= %s AND pk < %s AND {waiting}",
+            (first, end),
+        ).fetchone()
+        total += row[0] if row else 0
+    return total
 
 
 def backlog_exposition(conn: psycopg.Connection) -> str:

@@ -28,6 +28,12 @@ from app.web import create_app
 from tests.conftest import example, fresh_ids, post_webhook
 
 
+def retention(
+    conn: psycopg.Connection, receipt_hours: int, dry_run: bool = False
+) -> operations.Retention:
+    return operations.apply_retention(conn, 90, receipt_hours, dry_run)
+
+
 @pytest.fixture
 def fresh(make_database: Callable[[], str], settings: Settings) -> tuple[str, FlaskClient]:
     url = make_database()
@@ -46,7 +52,9 @@ def test_a_receipt_without_an_error_is_kept_compactly_and_a_redelivery_is_a_dupl
     url, client = fresh
     receipt = fresh_ids(example("message_finalized"))
     event_id = receipt["data"]["id"]
-    # No partition yet (a database just migrated): the receiver makes today's.
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in receipts.PARTITIONS.days(conn):  # beat has been away: the receiver
+            receipts.PARTITIONS.detach_and_drop(conn, name)  # makes today's
     first = post_webhook(client, receipt, signing_key)
     assert (first.status_code, first.get_json()) == (200, {"status": "ignored"})
     again = post_webhook(client, receipt, signing_key)
@@ -54,8 +62,8 @@ def test_a_receipt_without_an_error_is_kept_compactly_and_a_redelivery_is_a_dupl
     assert rows(url, "delivery_receipts", event_id) == 1
     assert rows(url, "webhook_events", event_id) == 0  # no body kept, not in the inbox
     with psycopg.connect(url) as conn:
-        today = receipts.partition_name(datetime.now(UTC).date())
-        assert today in receipts.partitions(conn)
+        today = receipts.PARTITIONS.name(datetime.now(UTC).date())
+        assert today in receipts.PARTITIONS.days(conn)
     # A receipt whose error may be an opt-out still waits in the inbox, body and all.
     refused = fresh_ids(example("message_finalized_stop_block"))
     answer = post_webhook(client, refused, signing_key)
@@ -70,10 +78,14 @@ def test_a_day_of_receipts_goes_as_one_partition_drop_after_the_retention(
     url = make_database()
     old_day = datetime.now(UTC).date() - timedelta(days=4)
     with psycopg.connect(url, autocommit=True) as conn:
-        created = operations.maintain_receipts(conn, retention_hours=72).created
-        assert len(created) == 3  # today and the next two days
+        for name in receipts.PARTITIONS.days(conn):
+            receipts.PARTITIONS.detach_and_drop(conn, name)
+        created = retention(conn, receipt_hours=72).created
+        assert [receipts.PARTITIONS.day_of(name) for name in created if "receipts" in name] == [
+            datetime.now(UTC).date() + timedelta(days=ahead) for ahead in range(3)
+        ]
         start = datetime(old_day.year, old_day.month, old_day.day, tzinfo=UTC)
-        old = receipts.partition_name(old_day)
+        old = receipts.PARTITIONS.name(old_day)
         bounds = f"FROM ('{start.isoformat()}') TO ('{start + timedelta(days=1):%Y-%m-%d}Z')"
         conn.execute(f"CREATE TABLE {old} PARTITION OF delivery_receipts FOR VALUES {bounds}")
         conn.execute(
@@ -81,12 +93,12 @@ def test_a_day_of_receipts_goes_as_one_partition_drop_after_the_retention(
             " SELECT 'old-' || g, 'message.sent', %s FROM generate_series(1, 1000) g",
             (start + timedelta(hours=12),),
         )
-        dry = operations.maintain_receipts(conn, retention_hours=72, dry_run=True)
-        assert dry.dropped == [old] and old in receipts.partitions(conn)
-        assert operations.maintain_receipts(conn, retention_hours=120).dropped == []  # 5 days
-        kept = operations.maintain_receipts(conn, retention_hours=72)
-        assert (kept.created, kept.dropped) == ([], [old])
-        assert old not in receipts.partitions(conn)
+        dry = retention(conn, receipt_hours=72, dry_run=True)
+        assert dry.receipt_days == [old] and old in receipts.PARTITIONS.days(conn)
+        assert retention(conn, receipt_hours=120).receipt_days == []  # 5 days
+        kept = retention(conn, receipt_hours=72)
+        assert (kept.created, kept.receipt_days) == ([], [old])
+        assert old not in receipts.PARTITIONS.days(conn)
         assert conn.execute("SELECT to_regclass(%s)", (old,)).fetchone() == (None,)
         assert conn.execute("SELECT count(*) FROM delivery_receipts").fetchone() == (0,)
 
@@ -126,7 +138,7 @@ def test_one_receipt_sent_to_two_processes_at_once_is_kept_once(
     endpoints, url = two_processes
     body = encode(fresh_ids(example("message_finalized")))
     with psycopg.connect(url, autocommit=True) as conn:
-        receipts.ensure_partitions(conn)
+        receipts.PARTITIONS.ensure(conn)
 
     def post(endpoint: str) -> str:
         request = urllib.request.Request(endpoint, data=body, headers=sign(body, signing_key))

@@ -76,6 +76,8 @@ def test_prune_removes_old_processed_and_ignored_rows_keeps_the_rest_and_duplica
     assert re.fullmatch(
         r"would remove 1 processed and 1 ignored events received before \S+"
         r" \(WEBHOOK_RETENTION_DAYS=90\)\n"
+        r"would drop 0 day\(s\) of the inbox, keeping 0 pending, failed or invalid events for"
+        r" replay\n"
         r"would drop 0 day\(s\) of delivery receipts \(RECEIPT_RETENTION_HOURS=72\)\n",
         dry.output,
     )

@@ -21,6 +21,7 @@ from nacl.signing import SigningKey
 
 from app.devtools import loadgen
 from app.devtools.simulate import encode, message_received, sign
+from app.services import operations
 from app.store import migrations
 
 
@@ -92,6 +93,7 @@ def scratch_database(server_url: str) -> Iterator[str]:
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             migrations.upgrade(conn)
+            operations.ensure_partitions(conn)
         yield url
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
