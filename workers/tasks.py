@@ -27,12 +27,13 @@ def _count_sweeper(claimed: int) -> None:
         operations.count_swept(conn, claimed)
 
 
-def _drain() -> apply_events.BatchResult:
+def _drain(sweeping: bool = False) -> apply_events.BatchResult:
     return apply_events.drain(
         get_pool(settings.database_url, WORKER),
         batch_size=settings.worker_batch_size,
         max_attempts=settings.max_attempts,
         rules=rules,
+        older_days=sweeping,  # events left pending for days: the sweepers look for them
     )
 
 
@@ -59,7 +60,7 @@ def apply_pending(self: object) -> dict[str, int]:
 def sweep() -> dict[str, int]:
     """Beat's safety net: apply events whose task was never sent or was lost."""
     try:
-        result = _drain()
+        result = _drain(sweeping=True)
     except (psycopg.OperationalError, PoolTimeout) as exc:
         log.warning("sweep skipped, database unavailable: %s", exc)
         return {"claimed": 0}
@@ -104,7 +105,7 @@ def _sweep_forever(interval: float) -> None:
     while True:
         time.sleep(interval)
         try:
-            result = _drain()
+            result = _drain(sweeping=True)
             if result.claimed:
                 log.info("local sweeper applied %d pending events", result.claimed)
                 _count_sweeper(result.claimed)

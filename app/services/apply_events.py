@@ -204,8 +204,10 @@ def drain(
     max_attempts: int,
     rules: Rules = Rules(),
     time_budget_seconds: float = 20.0,
+    older_days: bool = False,
 ) -> BatchResult:
     """Apply pending events batch after batch until none are due or the budget is spent.
+    Only the recent days' events unless ``older_days`` (the sweepers: inbox.claim_due).
 
     Each attempt is counted in a transaction of its own before the events are applied, so an
     attempt that ends with the process still counts. Events whose process died on them before
@@ -223,7 +225,7 @@ def drain(
             break
         with pool.connection() as conn:
             with conn.transaction():
-                due = inbox.claim_due(conn, batch_size)
+                due = inbox.claim_due(conn, batch_size, older_days=older_days)
                 worn_out = [e.pk for e in due if e.crashes and e.starts >= max_attempts]
                 suspects = [e.pk for e in due if e.crashes and e.starts < max_attempts]
                 batch = inbox.count_attempts(conn, [e.pk for e in due if not e.crashes])

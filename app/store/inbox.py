@@ -175,14 +175,36 @@ class DueEvent:
 ATTEMPT_LEASE_SECONDS = 5
 
 
-def claim_due(conn: psycopg.Connection, limit: int) -> list[DueEvent]:
-    """Lock up to ``limit`` due pending events for this transaction; others skip them."""
+# Pending events are nearly always in today's partition or yesterday's (retries back off for
+# minutes). Claims look there, and in the kept and legacy partitions: a claim over every
+# day's partition takes a lock and an index scan per day, and concurrent workers then queue
+# on PostgreSQL's lock manager. Events left pending in older days (an outage of more than a
+# day, a replay of an old event) are the sweepers' (older_days).
+PENDING_WINDOW_DAYS = 1
+_CLAIM_DUE = (
+    "SELECT pk, attempts, starts FROM webhook_events"
+    " WHERE status = 'pending' AND next_attempt_at <= clock_timestamp() AND {days}"
+    " ORDER BY next_attempt_at, pk LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
+)
+
+
+def claim_due(conn: psycopg.Connection, limit: int, *, older_days: bool = False) -> list[DueEvent]:
+    """Lock up to ``limit`` due pending events for this transaction; others skip them. From
+    the recent partitions (PENDING_WINDOW_DAYS), then, with ``older_days`` and if those had
+    fewer, from the days before."""
+    window = {
+        "recent": day_pk(partitions.today() - timedelta(days=PENDING_WINDOW_DAYS)),
+        "legacy_end": LEGACY_END,
+    }
     rows = conn.execute(
-        "SELECT pk, attempts, starts FROM webhook_events"
-        " WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()"
-        " ORDER BY next_attempt_at, pk LIMIT %s FOR UPDATE SKIP LOCKED",
-        (limit,),
+        _CLAIM_DUE.format(days="(pk >= %(recent)s OR pk < %(legacy_end)s)"),
+        {**window, "limit": limit},
     ).fetchall()
+    if older_days and len(rows) < limit:
+        rows += conn.execute(
+            _CLAIM_DUE.format(days="pk >= %(legacy_end)s AND pk < %(recent)s"),
+            {**window, "limit": limit - len(rows)},
+        ).fetchall()
     return [DueEvent(pk, attempts, starts) for pk, attempts, starts in rows]
 
 
@@ -194,11 +216,12 @@ def count_attempts(conn: psycopg.Connection, pks: Sequence[int]) -> list[int]:
         return []
     rows = conn.execute(
         "UPDATE webhook_events SET starts = starts + 1,"
-        "  next_attempt_at = clock_timestamp() + make_interval(secs => %s)"
-        " WHERE pk = ANY(ARRAY(SELECT pk FROM webhook_events WHERE pk = ANY(%s)"
+        "  next_attempt_at = clock_timestamp() + make_interval(secs => %(lease)s)"
+        " WHERE pk = ANY(%(pks)s)"  # a constant array: only the partitions of these pks
+        "   AND pk = ANY(ARRAY(SELECT pk FROM webhook_events WHERE pk = ANY(%(pks)s)"
         "   AND status = 'pending' AND next_attempt_at <= clock_timestamp()"
         "   FOR UPDATE SKIP LOCKED)) RETURNING pk",
-        (ATTEMPT_LEASE_SECONDS, list(pks)),
+        {"lease": ATTEMPT_LEASE_SECONDS, "pks": list(pks)},
     ).fetchall()
     return sorted(row[0] for row in rows)
 
@@ -217,11 +240,16 @@ def set_aside_crashed(conn: psycopg.Connection, pks: Sequence[int]) -> int:
 
 
 def claim_events(conn: psycopg.Connection, pks: Sequence[int]) -> list[ClaimedEvent]:
-    """Lock pending events by pk, with their bodies (those another transaction holds are
-    skipped, and those already done)."""
+    """Lock pending events by pk, with their bodies (those already done are left out).
+
+    Waits for a lock another transaction holds instead of skipping: the events were leased
+    to this worker by count_attempts, and another worker's claim_due may still hold a lock
+    on one of them for a moment after finding it no longer due (a row locked FOR UPDATE
+    stays locked even when the recheck after a concurrent update drops it). Skipping would
+    leave such an event pending until its lease ran out."""
     rows = conn.execute(
         "SELECT pk, event_id, raw_body, received_at, attempts FROM webhook_events"
-        " WHERE pk = ANY(%s) AND status = 'pending' ORDER BY pk FOR UPDATE SKIP LOCKED",
+        " WHERE pk = ANY(%s) AND status = 'pending' ORDER BY pk FOR UPDATE",
         (list(pks),),
     ).fetchall()
     return [ClaimedEvent(pk, eid, bytes(body), at, tries) for pk, eid, body, at, tries in rows]
@@ -230,7 +258,7 @@ def claim_events(conn: psycopg.Connection, pks: Sequence[int]) -> list[ClaimedEv
 def claim_pending(conn: psycopg.Connection, limit: int) -> list[ClaimedEvent]:
     """Lock up to ``limit`` due pending events with their bodies, counting no attempt: for
     applying them in this same transaction (tests, tools). The worker counts attempts."""
-    return claim_events(conn, [event.pk for event in claim_due(conn, limit)])
+    return claim_events(conn, [event.pk for event in claim_due(conn, limit, older_days=True)])
 
 
 def mark_done(conn: psycopg.Connection, outcomes: Sequence[tuple[int, str, str]]) -> None:
@@ -243,8 +271,8 @@ def mark_done(conn: psycopg.Connection, outcomes: Sequence[tuple[int, str, str]]
         "  outcome = CASE WHEN u.status = 'processed' THEN u.note ELSE e.outcome END,"
         "  last_error = CASE WHEN u.status = 'invalid' THEN u.note ELSE e.last_error END"
         " FROM unnest(%b::bigint[], %b::text[], %b::text[]) AS u(pk, status, note)"
-        " WHERE e.pk = u.pk",
-        (list(pks), list(statuses), list(notes)),
+        " WHERE e.pk = u.pk AND e.pk = ANY(%b)",  # the array: only the partitions of these pks
+        (list(pks), list(statuses), list(notes), list(pks)),
     )
 
 

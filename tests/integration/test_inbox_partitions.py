@@ -16,9 +16,10 @@ import psycopg
 import pytest
 from flask.testing import FlaskClient
 from nacl.signing import SigningKey
+from psycopg_pool import ConnectionPool
 
 from app.config import Settings
-from app.devtools.simulate import message_received
+from app.devtools.simulate import encode, message_received
 from app.services import apply_events, operations
 from app.store import inbox, migrations, partitions
 from app.web import create_app
@@ -35,20 +36,23 @@ def stop() -> dict[str, Any]:
     return message_received(text="STOP", from_number="+13125550123", to_number="+17735550100")
 
 
-def pk_of(conn: psycopg.Connection, message: dict[str, Any]) -> int:
+def kept_row(conn: psycopg.Connection, message: dict[str, Any]) -> tuple[int, str]:
+    """The inbox's (pk, status) of a message."""
     row = conn.execute(
-        "SELECT pk FROM webhook_events WHERE event_id = %s", (message["data"]["id"],)
+        "SELECT pk, status FROM webhook_events WHERE event_id = %s", (message["data"]["id"],)
     ).fetchone()
     assert row is not None
-    return int(row[0])
+    return int(row[0]), str(row[1])
 
 
-def keep_on(conn: psycopg.Connection, received: datetime, status: str, event_id: str) -> None:
+def keep_on(
+    conn: psycopg.Connection, received: datetime, status: str, event_id: str, body: bytes = b"{}"
+) -> None:
     """An event kept on an earlier day, as the receiver kept it then."""
     conn.execute(
         "INSERT INTO webhook_events (pk, event_id, event_type, status, raw_body, received_at)"
-        " VALUES (webhook_events_next_pk(%s), %s, 'message.received', %s, '{}', %s)",
-        (received, event_id, status, received),
+        " VALUES (webhook_events_next_pk(%s), %s, 'message.received', %s, %s, %s)",
+        (received, event_id, status, body, received),
     )
 
 
@@ -68,7 +72,7 @@ def test_the_receiver_makes_todays_partition_when_beat_is_late_and_pks_carry_the
     assert post_webhook(client, message, signing_key).get_json() == {"status": "duplicate"}
     with psycopg.connect(url) as conn:
         assert inbox.PARTITIONS.name(partitions.today()) in inbox.PARTITIONS.days(conn)
-        pk = pk_of(conn, message)
+        pk = kept_row(conn, message)[0]
     assert pk >= inbox.day_pk(partitions.today())
     assert pk < inbox.day_pk(partitions.today() + timedelta(days=1))
 
@@ -87,6 +91,26 @@ def test_a_redelivery_is_a_duplicate_inside_the_window_and_kept_again_after_it(
     assert post_webhook(client, inside, signing_key).get_json() == {"status": "duplicate"}
     # Telnyx stops retrying within hours; an id this old is not looked for (see the README).
     assert post_webhook(client, outside, signing_key).get_json() == {"status": "accepted"}
+
+
+def test_events_left_pending_for_days_are_claimed_by_the_sweepers_only(
+    make_database: Callable[[], str],
+) -> None:
+    url = make_database()
+    days_ago = timedelta(days=inbox.PENDING_WINDOW_DAYS + 2)
+    old, new = stop(), stop()
+    with psycopg.connect(url, autocommit=True) as conn:
+        inbox.PARTITIONS.ensure(conn, days_back=days_ago.days)
+        keep_on(conn, datetime.now(UTC) - days_ago, "pending", old["data"]["id"], encode(old))
+        keep_on(conn, datetime.now(UTC), "pending", new["data"]["id"], encode(new))
+    with ConnectionPool(url, min_size=1, max_size=1, open=True) as pool:
+        nudged = apply_events.drain(pool, batch_size=10, max_attempts=3)
+        with pool.connection() as conn:
+            assert kept_row(conn, old)[1] == "pending" and kept_row(conn, new)[1] == "processed"
+        swept = apply_events.drain(pool, batch_size=10, max_attempts=3, older_days=True)
+        with pool.connection() as conn:
+            assert kept_row(conn, old)[1] == "processed"
+    assert (nudged.processed, swept.processed) == (1, 1)
 
 
 def test_a_day_past_the_retention_goes_as_one_partition_drop_keeping_what_waits_for_replay(
@@ -188,7 +212,7 @@ def test_an_inbox_from_before_0016_is_attached_whole_then_retired_once_emptied(
     assert post_webhook(client, earlier, signing_key).get_json() == {"status": "duplicate"}
     assert post_webhook(client, newer, signing_key).get_json() == {"status": "accepted"}
     with psycopg.connect(url) as conn:
-        assert day_of_pk(pk_of(conn, newer)) == day_of_pk(inbox.day_pk(partitions.today()))
+        assert day_of_pk(kept_row(conn, newer)[0]) == day_of_pk(inbox.day_pk(partitions.today()))
         # The legacy partition's pending event is claimed and applied like any other.
         claimed = inbox.claim_pending(conn, 10)
         assert {event.event_id for event in claimed} == {

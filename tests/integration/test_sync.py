@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -661,3 +663,38 @@ def test_a_new_key_inserted_meanwhile_by_another_transaction_is_read_and_applied
         ]
         assert status_of(ours, profile, number) == "opted_out"
         assert carrier_blocked(ours, TOLL_FREE, number) == (to == TOLL_FREE)
+
+
+def test_an_event_leased_to_a_worker_is_applied_though_another_claim_still_holds_its_lock(
+    make_database: Callable[[], str],
+) -> None:
+    """Worker B's claim read the event while it was due, then found it leased to worker A:
+    B does not return it but keeps its row lock until B's transaction ends. A must wait for
+    that lock, not skip the event (a skipped event waits out its lease, unapplied)."""
+    url = make_database()
+    with psycopg.connect(url) as a, psycopg.connect(url) as b:
+        deliver(a, event("STOP", profile=new_profile()))
+        a.commit()
+        (due,) = inbox.claim_due(a, 10)
+        b_returned: list[Any] = []
+        b_claims = threading.Thread(
+            target=lambda: b_returned.extend(
+                b.execute(
+                    "SELECT pk FROM webhook_events WHERE status = 'pending'"
+                    " AND next_attempt_at <= clock_timestamp() AND pg_sleep(0.5) IS NOT NULL"
+                    " FOR UPDATE SKIP LOCKED"
+                ).fetchall()
+            )
+        )
+        b_claims.start()  # its snapshot sees the event due; it reaches the row after A commits
+        time.sleep(0.2)
+        assert inbox.count_attempts(a, [due.pk]) == [due.pk]
+        a.commit()
+        b_claims.join()
+        assert b_returned == []  # no longer due: not returned, yet still locked by B
+        b_ends = threading.Timer(0.3, b.commit)
+        b_ends.start()
+        claimed = inbox.claim_events(a, [due.pk])
+        b_ends.join()
+        assert [event.pk for event in claimed] == [due.pk]
+        a.rollback()
