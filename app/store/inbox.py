@@ -54,15 +54,18 @@ PARTITIONS = DailyPartitions(
     storage="toast_tuple_target = 128",  # as migration 0004
 )
 LEGACY = "webhook_events_legacy"
-# A redelivery is answered `duplicate` if its event id is in the partitions of today or the
-# previous DUPLICATE_WINDOW_DAYS days (or in the kept and legacy partitions). Telnyx retries
-# a delivery up to 3 times per URL with backoff, then tries the failover URL: minutes to
-# hours, well inside the window. Looking further back would probe every day's index.
-DUPLICATE_WINDOW_DAYS = 3
-KEPT_RECENTLY = (
-    "SELECT 1 FROM webhook_events e WHERE e.event_id = u.event_id"
-    " AND (e.pk >= %s OR e.pk < %s)"  # duplicate_window(): the partitions worth a probe
-)
+# The partitions a hot path looks in: today's and the RECENT_DAYS before it, and the kept and
+# legacy ones. Every partition a statement reaches costs it a lock and an index probe, and
+# concurrent sessions then queue on PostgreSQL's lock manager; ninety days would be ninety.
+#  - A redelivery found there is answered `duplicate`. Telnyx retries a delivery up to 3
+#    times per URL with backoff, then tries the failover URL: minutes to hours, well inside
+#    at least a whole day.
+#  - Workers claim pending events there (retries back off for minutes). Events left pending
+#    in older days (an outage of more than a day, the replay of an old event) are the
+#    sweepers' (claim_due's older_days).
+RECENT_DAYS = 1
+IN_RECENT_DAYS = "(e.pk >= %s AND e.pk < %s OR e.pk < %s)"  # recent_days()
+KEPT_RECENTLY = f"SELECT 1 FROM webhook_events e WHERE e.event_id = u.event_id AND {IN_RECENT_DAYS}"
 
 
 def day_pk(day: date) -> int:
@@ -70,14 +73,20 @@ def day_pk(day: date) -> int:
     return (day - date(1970, 1, 1)).days << DAY_SHIFT
 
 
-def duplicate_window() -> tuple[int, int]:
-    """KEPT_RECENTLY's parameters: the first pk of the window, and LEGACY_END."""
-    return day_pk(partitions.today() - timedelta(days=DUPLICATE_WINDOW_DAYS)), LEGACY_END
+def recent_days() -> tuple[int, int, int]:
+    """IN_RECENT_DAYS's parameters: the first pk of the recent days, the first pk after
+    today, and LEGACY_END."""
+    today = partitions.today()
+    return (
+        day_pk(today - timedelta(days=RECENT_DAYS)),
+        day_pk(today + timedelta(days=1)),
+        LEGACY_END,
+    )
 
 
 def record_events(conn: psycopg.Connection, deliveries: Sequence[Delivery]) -> list[bool]:
     """Insert deliveries in one statement (one commit, on an autocommit connection), each
-    unless its event id is already kept (see DUPLICATE_WINDOW_DAYS); for each, True when it
+    unless its event id is already kept (in the partitions of RECENT_DAYS); for each, True when it
     was new. An id repeated within the batch is new once, the first time.
     Raises psycopg.errors.UniqueViolation when another session kept one of them in the
     meantime (try again: it is now a duplicate), and CheckViolation when today's partition
@@ -100,7 +109,7 @@ def record_events(conn: psycopg.Connection, deliveries: Sequence[Delivery]) -> l
                 [d.raw_body for d in firsts],
                 [d.signed_at for d in firsts],
                 [d.error for d in firsts],
-                *duplicate_window(),
+                *recent_days(),
             ),
         ).fetchall()
     }
@@ -175,35 +184,22 @@ class DueEvent:
 ATTEMPT_LEASE_SECONDS = 5
 
 
-# Pending events are nearly always in today's partition or yesterday's (retries back off for
-# minutes). Claims look there, and in the kept and legacy partitions: a claim over every
-# day's partition takes a lock and an index scan per day, and concurrent workers then queue
-# on PostgreSQL's lock manager. Events left pending in older days (an outage of more than a
-# day, a replay of an old event) are the sweepers' (older_days).
-PENDING_WINDOW_DAYS = 1
 _CLAIM_DUE = (
-    "SELECT pk, attempts, starts FROM webhook_events"
+    "SELECT pk, attempts, starts FROM webhook_events e"
     " WHERE status = 'pending' AND next_attempt_at <= clock_timestamp() AND {days}"
-    " ORDER BY next_attempt_at, pk LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
+    " ORDER BY next_attempt_at, pk LIMIT %s FOR UPDATE SKIP LOCKED"
 )
 
 
 def claim_due(conn: psycopg.Connection, limit: int, *, older_days: bool = False) -> list[DueEvent]:
     """Lock up to ``limit`` due pending events for this transaction; others skip them. From
-    the recent partitions (PENDING_WINDOW_DAYS), then, with ``older_days`` and if those had
-    fewer, from the days before."""
-    window = {
-        "recent": day_pk(partitions.today() - timedelta(days=PENDING_WINDOW_DAYS)),
-        "legacy_end": LEGACY_END,
-    }
-    rows = conn.execute(
-        _CLAIM_DUE.format(days="(pk >= %(recent)s OR pk < %(legacy_end)s)"),
-        {**window, "limit": limit},
-    ).fetchall()
+    the partitions of RECENT_DAYS, then, with ``older_days`` and if those had fewer, from
+    every other day's."""
+    recent = recent_days()
+    rows = conn.execute(_CLAIM_DUE.format(days=IN_RECENT_DAYS), (*recent, limit)).fetchall()
     if older_days and len(rows) < limit:
         rows += conn.execute(
-            _CLAIM_DUE.format(days="pk >= %(legacy_end)s AND pk < %(recent)s"),
-            {**window, "limit": limit - len(rows)},
+            _CLAIM_DUE.format(days=f"NOT {IN_RECENT_DAYS}"), (*recent, limit - len(rows))
         ).fetchall()
     return [DueEvent(pk, attempts, starts) for pk, attempts, starts in rows]
 
@@ -384,14 +380,18 @@ def prune(
         conn.rollback()
         return PruneResult(cutoff, removed | dict(counts))
     while True:
-        counts = conn.execute(
-            "WITH gone AS (DELETE FROM webhook_events WHERE pk = ANY(ARRAY("
-            "    SELECT pk FROM webhook_events WHERE status = ANY(%s) AND received_at < %s"
-            "    AND (pk < %s OR pk >= %s) LIMIT %s FOR UPDATE SKIP LOCKED)) RETURNING status)"
-            " SELECT status, count(*) FROM gone GROUP BY status",
-            (list(RETIRED), cutoff, LEGACY_END, old_days_end, batch),
-        ).fetchall()
-        conn.commit()
+        with conn.transaction():
+            pks = conn.execute(
+                "SELECT pk FROM webhook_events WHERE status = ANY(%s) AND received_at < %s"
+                " AND (pk < %s OR pk >= %s) LIMIT %s FOR UPDATE SKIP LOCKED",
+                (list(RETIRED), cutoff, LEGACY_END, old_days_end, batch),
+            ).fetchall()
+            # The pks as a value, not a subquery: the delete then opens only their partitions.
+            counts = conn.execute(
+                "WITH gone AS (DELETE FROM webhook_events WHERE pk = ANY(%s) RETURNING status)"
+                " SELECT status, count(*) FROM gone GROUP BY status",
+                ([pk for (pk,) in pks],),
+            ).fetchall()
         for status, count in counts:
             removed[status] += count
         if sum(count for _, count in counts) < batch:

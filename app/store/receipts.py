@@ -48,7 +48,7 @@ def record(conn: psycopg.Connection, receipts: Sequence[Receipt]) -> list[bool]:
             [r.event_id for r in receipts],
             [r.event_type for r in receipts],
             [r.signed_at for r in receipts],
-            *inbox.duplicate_window(),
+            *inbox.recent_days(),
         ),
     ).fetchall()
     return inbox.new_in_order([r.event_id for r in receipts], {event_id for (event_id,) in rows})

@@ -84,8 +84,8 @@ def test_a_redelivery_is_a_duplicate_inside_the_window_and_kept_again_after_it(
     inside, outside = stop(), stop()
     now = datetime.now(UTC)
     with psycopg.connect(url, autocommit=True) as conn:
-        inbox.PARTITIONS.ensure(conn, days_back=inbox.DUPLICATE_WINDOW_DAYS + 2)
-        window = timedelta(days=inbox.DUPLICATE_WINDOW_DAYS)
+        inbox.PARTITIONS.ensure(conn, days_back=inbox.RECENT_DAYS + 2)
+        window = timedelta(days=inbox.RECENT_DAYS)
         keep_on(conn, now - window, "processed", inside["data"]["id"])
         keep_on(conn, now - window - timedelta(days=2), "processed", outside["data"]["id"])
     assert post_webhook(client, inside, signing_key).get_json() == {"status": "duplicate"}
@@ -97,7 +97,7 @@ def test_events_left_pending_for_days_are_claimed_by_the_sweepers_only(
     make_database: Callable[[], str],
 ) -> None:
     url = make_database()
-    days_ago = timedelta(days=inbox.PENDING_WINDOW_DAYS + 2)
+    days_ago = timedelta(days=inbox.RECENT_DAYS + 2)
     old, new = stop(), stop()
     with psycopg.connect(url, autocommit=True) as conn:
         inbox.PARTITIONS.ensure(conn, days_back=days_ago.days)
