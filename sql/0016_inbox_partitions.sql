@@ -13,7 +13,7 @@
 --                          Retention deletes its rows in batches, as before; once none of its
 --                          processed or ignored rows is left it goes like a day. An empty
 --                          inbox (a new install) has no legacy partition.
--- Days start at 2^40 from 1970-09-13 on, so the ranges never meet.
+-- Days start at 2^40 or above from 1970-09-14 on, so the ranges never meet.
 --
 -- The code of earlier releases inserts with ON CONFLICT (event_id), which no longer has an
 -- index to use: restart the web processes right after this migration (see the README).
