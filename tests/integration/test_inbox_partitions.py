@@ -194,6 +194,13 @@ def test_an_inbox_from_before_0016_is_attached_whole_then_retired_once_emptied(
         conn.commit()
         old_pks = dict(conn.execute("SELECT event_id, pk FROM webhook_events").fetchall())
     with psycopg.connect(url, autocommit=True) as conn:
+        # As the README says to do beforehand on a very large inbox: 0014 and 0015 then
+        # find nothing left to do.
+        conn.execute(
+            "ALTER TABLE webhook_events ADD CONSTRAINT webhook_events_pk_bound"
+            " CHECK (pk >= 1 AND pk < 1099511627776) NOT VALID"
+        )
+        conn.execute("ALTER TABLE webhook_events VALIDATE CONSTRAINT webhook_events_pk_bound")
         assert migrations.upgrade(conn) == [
             "0014_inbox_pk_bound",
             "0015_inbox_pk_bound_validate",
