@@ -263,8 +263,11 @@ def test_an_export_is_downloaded_for_a_date_range(page: object, downloads: Path)
     assert page.find_element(By.ID, "since").get_attribute("value") == today.isoformat()
     page.find_element(By.XPATH, "//button[normalize-space()='Download']").send_keys(Keys.ENTER)
     deadline = time.monotonic() + 15
-    while not (done := [p for p in downloads.glob("optout-sync-audit-*.csv")]):
+    # Chrome may name the file before it has written it: wait for its content as well.
+    while not (done := [p for p in downloads.glob("optout-sync-audit-*.csv") if p.stat().st_size]):
         assert time.monotonic() < deadline, list(downloads.iterdir())
+        time.sleep(0.1)
+    while list(downloads.glob("*.crdownload")) and time.monotonic() < deadline:
         time.sleep(0.1)
     lines = done[0].read_text().splitlines()
     assert lines[0].startswith("seq,recorded_at,event_id") and len(lines) > 1
