@@ -368,23 +368,22 @@ def prune(
     Pending, failed and invalid events stay whatever their age: they are for replay.
     """
     cutoff = retention_cutoff(older_than_days)
-    old_days_end = day_pk(cutoff.date())
+    # Retired before the cutoff, and outside the days that drop_expired_days drops whole.
+    retired = "status = ANY(%s) AND received_at < %s AND (pk < %s OR pk >= %s)"
+    params = (list(RETIRED), cutoff, LEGACY_END, day_pk(cutoff.date()))
     removed: dict[str, int] = dict.fromkeys(RETIRED, 0)
     if dry_run:
         counts = conn.execute(
-            "SELECT status, count(*) FROM webhook_events"
-            " WHERE status = ANY(%s) AND received_at < %s AND (pk < %s OR pk >= %s)"
-            " GROUP BY status",
-            (list(RETIRED), cutoff, LEGACY_END, old_days_end),
+            f"SELECT status, count(*) FROM webhook_events WHERE {retired} GROUP BY status",
+            params,
         ).fetchall()
         conn.rollback()
         return PruneResult(cutoff, removed | dict(counts))
     while True:
         with conn.transaction():
             pks = conn.execute(
-                "SELECT pk FROM webhook_events WHERE status = ANY(%s) AND received_at < %s"
-                " AND (pk < %s OR pk >= %s) LIMIT %s FOR UPDATE SKIP LOCKED",
-                (list(RETIRED), cutoff, LEGACY_END, old_days_end, batch),
+                f"SELECT pk FROM webhook_events WHERE {retired} LIMIT %s FOR UPDATE SKIP LOCKED",
+                (*params, batch),
             ).fetchall()
             # The pks as a value, not a subquery: the delete then opens only their partitions.
             counts = conn.execute(

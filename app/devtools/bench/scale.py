@@ -143,32 +143,33 @@ def bench_scale(ctx: Context, url: str) -> list[Figure]:
         f" filled in {filled_in:.0f} s; {sizes}"
     )
     return [
-        Figure(
-            "scale-receiver",
-            statistics.median(peaks["filled"]),
-            "req/s",
-            "empty inbox",
-            statistics.median(peaks["empty"]),
-            True,
-            f"median of {ROUNDS} loads each: {_listed(peaks)}; {detail}",
-        ),
-        Figure(
+        _against_empty("scale-receiver", "req/s", peaks, f"median of {ROUNDS} loads each", detail),
+        _against_empty(
             "scale-worker",
-            statistics.median(drains["filled"]),
             "events/s",
-            "empty inbox",
-            statistics.median(drains["empty"]),
-            True,
-            f"median of {ROUNDS * DRAINS} drains of {events:,} replies each: {_listed(drains)}",
+            drains,
+            f"median of {ROUNDS * DRAINS} drains of {events:,} replies each",
         ),
         retention,
     ]
 
 
-def _listed(figures: dict[str, list[float]]) -> str:
-    return "; ".join(
+def _against_empty(
+    name: str, unit: str, figures: dict[str, list[float]], how: str, detail: str = ""
+) -> Figure:
+    """The filled database's median against the empty one's, with every figure listed."""
+    listed = "; ".join(
         f"{state} {', '.join(f'{figure:,.0f}' for figure in values)}"
         for state, values in figures.items()
+    )
+    return Figure(
+        name,
+        statistics.median(figures["filled"]),
+        unit,
+        "empty inbox",
+        statistics.median(figures["empty"]),
+        True,
+        f"{how}: {listed}" + (f"; {detail}" if detail else ""),
     )
 
 
